@@ -1,0 +1,94 @@
+#include "load_driver.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+namespace deedkit::bench {
+
+namespace {
+
+double percentile(std::vector<double>& sorted_ms, double fraction) {
+  if (sorted_ms.empty()) return 0;
+  const auto index = static_cast<std::size_t>(fraction * (sorted_ms.size() - 1));
+  return sorted_ms[index];
+}
+
+}  // namespace
+
+LoadResult run_load(const std::string& name, int clients, std::chrono::milliseconds duration,
+                    const std::function<bool(int)>& operation) {
+  std::atomic<bool> stop{false};
+  std::atomic<long long> failures{0};
+  std::mutex latencies_mutex;
+  std::vector<double> latencies_ms;
+
+  const auto started = std::chrono::steady_clock::now();
+  std::vector<std::thread> threads;
+  for (int client = 0; client < clients; ++client) {
+    threads.emplace_back([&, client] {
+      std::vector<double> own;
+      own.reserve(100000);
+      while (!stop.load(std::memory_order_relaxed)) {
+        const auto begin = std::chrono::steady_clock::now();
+        const bool ok = operation(client);
+        const auto end = std::chrono::steady_clock::now();
+        if (ok) {
+          own.push_back(std::chrono::duration<double, std::milli>(end - begin).count());
+        } else {
+          ++failures;
+        }
+      }
+      std::lock_guard lock(latencies_mutex);
+      latencies_ms.insert(latencies_ms.end(), own.begin(), own.end());
+    });
+  }
+  std::this_thread::sleep_for(duration);
+  stop = true;
+  for (auto& thread : threads) thread.join();
+  const double elapsed_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  LoadResult result;
+  result.name = name;
+  result.clients = clients;
+  result.operations = static_cast<long long>(latencies_ms.size());
+  result.failures = failures;
+  result.per_second = static_cast<double>(result.operations) / elapsed_s;
+  result.p50_ms = percentile(latencies_ms, 0.50);
+  result.p99_ms = percentile(latencies_ms, 0.99);
+  result.max_ms = latencies_ms.empty() ? 0 : latencies_ms.back();
+  return result;
+}
+
+void print_row(const LoadResult& result, const LoadResult* floor) {
+  std::printf("%-22s %3d clients %10.1f/s  p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms",
+              result.name.c_str(), result.clients, result.per_second, result.p50_ms,
+              result.p99_ms, result.max_ms);
+  if (floor && floor->per_second > 0) {
+    std::printf("  ratio %.2f of %s", result.per_second / floor->per_second,
+                floor->name.c_str());
+  }
+  if (result.failures > 0) std::printf("  (%lld failed)", result.failures);
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+void append_json(const std::string& path, const LoadResult& result, const LoadResult* floor) {
+  std::ofstream out(path, std::ios::app);
+  out << "{\"workload\":\"" << result.name << "\",\"clients\":" << result.clients
+      << ",\"per_second\":" << result.per_second << ",\"p50_ms\":" << result.p50_ms
+      << ",\"p99_ms\":" << result.p99_ms << ",\"max_ms\":" << result.max_ms
+      << ",\"failures\":" << result.failures;
+  if (floor && floor->per_second > 0) {
+    out << ",\"floor\":\"" << floor->name << "\",\"ratio\":"
+        << result.per_second / floor->per_second;
+  }
+  out << "}\n";
+}
+
+}  // namespace deedkit::bench

@@ -1,0 +1,336 @@
+#include "deedkit/eventstore/event_store.hpp"
+
+#include <pqxx/except>
+#include <pqxx/result>
+
+#include "deedkit/eventstore/binary_params.hpp"
+#include "internal/event_rows.hpp"
+
+namespace deedkit {
+
+namespace {
+
+// Appends with more events than this are split into statements of this size; they still
+// commit together. Each size has its own prepared statement, so the bound also bounds the
+// number of statements a connection prepares.
+constexpr std::size_t kMaxEventsPerStatement = 16;
+
+// One statement checks the expected version and inserts: the stream's version is read from
+// the (stream_id, stream_version) index in the same statement. When two writers race, the
+// unique index makes the later one wait for the earlier; ON CONFLICT DO NOTHING then skips its
+// rows instead of aborting the transaction, so the store can explain the conflict (or
+// recognise a duplicate) in the same transaction.
+std::string append_statement_sql(std::size_t event_count) {
+  std::string sql =
+      "WITH current AS (SELECT coalesce(max(stream_version), 0) AS version "
+      "FROM deedkit.events WHERE stream_id = $1::text) "
+      "INSERT INTO deedkit.events (stream_id, stream_version, event_id, event_type, "
+      "schema_version, payload, metadata) "
+      "SELECT $1::text, current.version + batch.ordinal, batch.event_id, batch.event_type, "
+      "batch.schema_version, batch.payload, batch.metadata FROM current, (VALUES ";
+  for (std::size_t i = 0; i < event_count; ++i) {
+    const std::size_t base = 3 + i * 5;
+    if (i > 0) sql += ", ";
+    sql += "(" + std::to_string(i + 1) + "::int8, $" + std::to_string(base) + "::uuid, $" +
+           std::to_string(base + 1) + "::text, $" + std::to_string(base + 2) + "::int4, $" +
+           std::to_string(base + 3) + "::bytea, $" + std::to_string(base + 4) + "::jsonb)";
+  }
+  sql +=
+      ") AS batch(ordinal, event_id, event_type, schema_version, payload, metadata) "
+      "WHERE CASE $2::int8 WHEN -1 THEN true WHEN -2 THEN current.version = 0 "
+      "WHEN -3 THEN current.version > 0 ELSE current.version = $2::int8 END "
+      "ORDER BY batch.ordinal "
+      "ON CONFLICT DO NOTHING RETURNING stream_version";
+  return sql;
+}
+
+Result<void> validate_append(const std::string& stream_id, std::span<const NewEvent> events) {
+  if (stream_id.empty() || stream_id.size() > 255) {
+    return fail(ErrorCode::kInvalidArgument,
+                "stream id must be 1 to 255 bytes, got " + std::to_string(stream_id.size()));
+  }
+  if (events.empty()) {
+    return fail(ErrorCode::kInvalidArgument, "append to " + stream_id + " has no events");
+  }
+  for (const NewEvent& event : events) {
+    if (event.event_type.empty() || event.event_type.size() > 255) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "event " + to_string(event.event_id) + " for " + stream_id +
+                      " needs an event type of 1 to 255 bytes");
+    }
+    if (event.schema_version < 1) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "event " + to_string(event.event_id) + " for " + stream_id +
+                      " has schema version " + std::to_string(event.schema_version) +
+                      "; versions start at 1");
+    }
+  }
+  return {};
+}
+
+std::string uuid_array_literal(std::span<const NewEvent> events) {
+  std::string literal = "{";
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (i > 0) literal += ",";
+    literal += to_string(events[i].event_id);
+  }
+  return literal + "}";
+}
+
+// Runs after an append wrote fewer rows than asked: either every event is already stored
+// here at these positions (a retry: success), or the stream moved (a conflict).
+Result<AppendResult> explain_short_append(UnitOfWork& unit, const std::string& stream_id,
+                                          ExpectedVersion expected,
+                                          std::span<const NewEvent> events,
+                                          std::size_t rows_written) {
+  pqxx::work& tx = unit.tx();
+  const pqxx::result stored = tx.exec_params(
+      "SELECT event_id, stream_id, stream_version FROM deedkit.events "
+      "WHERE event_id = ANY($1::uuid[]) ORDER BY stream_version",
+      uuid_array_literal(events));
+
+  bool all_here_in_order = rows_written == 0 && stored.size() == events.size();
+  for (std::size_t i = 0; all_here_in_order && i < stored.size(); ++i) {
+    const bool same_event = to_string(events[i].event_id) == stored[i][0].c_str();
+    const bool same_stream = stream_id == stored[i][1].c_str();
+    const bool consecutive = i == 0 || stored[i][2].as<std::int64_t>() ==
+                                           stored[i - 1][2].as<std::int64_t>() + 1;
+    all_here_in_order = same_event && same_stream && consecutive;
+  }
+  if (all_here_in_order) {
+    const std::int64_t first = stored[0][2].as<std::int64_t>();
+    const bool positions_match =
+        !expected.is_exact() || first == expected.exact_version() + 1;
+    if (positions_match) {
+      return AppendResult{first, first + static_cast<std::int64_t>(events.size()) - 1, true};
+    }
+  }
+
+  for (const auto& row : stored) {
+    if (stream_id != row[1].c_str()) {
+      unit.poison("event id reused");
+      return fail(ErrorCode::kInvalidArgument,
+                  std::string("event id ") + row[0].c_str() + " is already stored in " +
+                      row[1].c_str() + " at version " + row[2].c_str());
+    }
+  }
+
+  const std::int64_t actual =
+      tx.exec_params1("SELECT coalesce(max(stream_version), 0) FROM deedkit.events "
+                      "WHERE stream_id = $1",
+                      stream_id)[0]
+          .as<std::int64_t>();
+  unit.poison("append conflict on " + stream_id);
+  return fail(ErrorCode::kConflict, "stream " + stream_id + " expected version " +
+                                        expected.to_string() + ", actual version " +
+                                        std::to_string(actual));
+}
+
+}  // namespace
+
+Result<AppendResult> EventStore::append(UnitOfWork& unit, const std::string& stream_id,
+                                        ExpectedVersion expected,
+                                        std::span<const NewEvent> events) const {
+  if (auto valid = validate_append(stream_id, events); !valid) {
+    return std::unexpected(valid.error());
+  }
+
+  try {
+    std::size_t rows_written = 0;
+    std::int64_t first_version = 0;
+    std::int64_t last_version = 0;
+    ExpectedVersion chunk_expected = expected;
+
+    for (std::size_t offset = 0; offset < events.size(); offset += kMaxEventsPerStatement) {
+      const auto chunk = events.subspan(offset, std::min(kMaxEventsPerStatement,
+                                                         events.size() - offset));
+      const std::string statement = "deedkit_append_" + std::to_string(chunk.size());
+      unit.lease().ensure_prepared(statement, append_statement_sql(chunk.size()));
+
+      BinaryParams params;
+      params.text(stream_id).int8(chunk_expected.encoded());
+      for (const NewEvent& event : chunk) {
+        params.uuid(event.event_id)
+            .text(event.event_type)
+            .int4(event.schema_version)
+            .bytea(event.payload)
+            .jsonb(internal::metadata_json(event.metadata));
+      }
+      const pqxx::result written = unit.tx().exec_prepared(statement, params.dynamic());
+      rows_written += written.size();
+      if (written.size() != chunk.size()) break;
+
+      if (offset == 0) first_version = written.front()[0].as<std::int64_t>();
+      last_version = written.back()[0].as<std::int64_t>();
+      chunk_expected = ExpectedVersion::exact(last_version);
+    }
+
+    if (rows_written == events.size()) return AppendResult{first_version, last_version, false};
+    return explain_short_append(unit, stream_id, expected, events, rows_written);
+  } catch (const std::exception&) {
+    return std::unexpected(unit.fail_with_current_exception("append to " + stream_id));
+  }
+}
+
+Result<AppendResult> EventStore::append(const std::string& stream_id, ExpectedVersion expected,
+                                        std::span<const NewEvent> events) const {
+  auto unit = UnitOfWork::begin(pool_);
+  if (!unit) return std::unexpected(unit.error());
+
+  auto appended = append(*unit, stream_id, expected, events);
+  if (!appended) return appended;
+  if (auto committed = unit->commit(); !committed) return std::unexpected(committed.error());
+  return appended;
+}
+
+Result<std::int64_t> EventStore::stream_version(UnitOfWork& unit,
+                                                const std::string& stream_id) const {
+  try {
+    unit.lease().ensure_prepared("deedkit_stream_version",
+                                 "SELECT coalesce(max(stream_version), 0) FROM deedkit.events "
+                                 "WHERE stream_id = $1::text");
+    return unit.tx().exec_prepared1("deedkit_stream_version", stream_id)[0].as<std::int64_t>();
+  } catch (const std::exception&) {
+    return std::unexpected(unit.fail_with_current_exception("version of " + stream_id));
+  }
+}
+
+namespace {
+
+Result<std::vector<RecordedEvent>> parse_rows(const pqxx::result& rows) {
+  std::vector<RecordedEvent> events;
+  events.reserve(rows.size());
+  for (const auto& row : rows) {
+    auto event = internal::parse_event_row(row);
+    if (!event) return std::unexpected(event.error());
+    events.push_back(std::move(*event));
+  }
+  return events;
+}
+
+const std::string kReadForwardSql =
+    std::string("SELECT ") + internal::kEventColumns +
+    " FROM deedkit.events e WHERE e.stream_id = $1 AND e.stream_version >= $2 "
+    "ORDER BY e.stream_version LIMIT $3";
+
+const std::string kReadBackwardSql =
+    std::string("SELECT ") + internal::kEventColumns +
+    " FROM deedkit.events e WHERE e.stream_id = $1 AND e.stream_version <= $2 "
+    "ORDER BY e.stream_version DESC LIMIT $3";
+
+// Commit-safe order (docs/ordering.md): rows are ordered by the writing transaction's id and
+// only rows of transactions older than the oldest one still running are returned. Those
+// transactions have all ended, so nothing can appear later below the returned positions.
+const std::string kReadAllSql =
+    std::string("WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) "
+                "SELECT ") +
+    internal::kEventColumns +
+    " FROM deedkit.events e, horizon "
+    "WHERE (e.transaction_id, e.global_position) > ($1::text::xid8, $2::int8) "
+    "AND e.transaction_id < horizon.xmin "
+    "AND ($4::text = '' OR split_part(e.stream_id, '-', 1) = $4::text) "
+    "ORDER BY e.transaction_id, e.global_position LIMIT $3";
+
+const std::string kHeldBackSql =
+    "SELECT EXISTS (SELECT 1 FROM deedkit.events e "
+    "WHERE e.transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) "
+    "AND (e.transaction_id, e.global_position) > ($1::text::xid8, $2::int8) "
+    "AND ($3::text = '' OR split_part(e.stream_id, '-', 1) = $3::text))";
+
+}  // namespace
+
+Result<std::vector<RecordedEvent>> EventStore::read_stream_forward(
+    UnitOfWork& unit, const std::string& stream_id, std::int64_t from_version,
+    int max_count) const {
+  try {
+    unit.lease().ensure_prepared("deedkit_read_forward", kReadForwardSql);
+    return parse_rows(
+        unit.tx().exec_prepared("deedkit_read_forward", stream_id, from_version, max_count));
+  } catch (const std::exception&) {
+    return std::unexpected(unit.fail_with_current_exception("read " + stream_id));
+  }
+}
+
+Result<std::vector<RecordedEvent>> EventStore::read_stream_forward(
+    const std::string& stream_id, std::int64_t from_version, int max_count) const {
+  auto unit = UnitOfWork::begin(pool_);
+  if (!unit) return std::unexpected(unit.error());
+  return read_stream_forward(*unit, stream_id, from_version, max_count);
+}
+
+Result<std::vector<RecordedEvent>> EventStore::read_stream_backward(
+    const std::string& stream_id, std::optional<std::int64_t> from_version,
+    int max_count) const {
+  auto unit = UnitOfWork::begin(pool_);
+  if (!unit) return std::unexpected(unit.error());
+  try {
+    unit->lease().ensure_prepared("deedkit_read_backward", kReadBackwardSql);
+    const std::int64_t upper = from_version.value_or(INT64_MAX);
+    return parse_rows(
+        unit->tx().exec_prepared("deedkit_read_backward", stream_id, upper, max_count));
+  } catch (const std::exception&) {
+    return std::unexpected(unit->fail_with_current_exception("read backward " + stream_id));
+  }
+}
+
+Result<void> EventStore::for_each_in_stream(
+    UnitOfWork& unit, const std::string& stream_id, std::int64_t from_version,
+    int batch_size, const std::function<Result<void>(const RecordedEvent&)>& visit) const {
+  std::int64_t next_version = from_version;
+  while (true) {
+    auto batch = read_stream_forward(unit, stream_id, next_version, batch_size);
+    if (!batch) return std::unexpected(batch.error());
+
+    for (const RecordedEvent& event : *batch) {
+      if (auto visited = visit(event); !visited) return visited;
+    }
+    if (static_cast<int>(batch->size()) < batch_size) return {};
+    next_version = batch->back().stream_version + 1;
+  }
+}
+
+Result<GlobalLogBatch> EventStore::read_all(LogPosition after, int max_count,
+                                            const std::string& category) const {
+  auto unit = UnitOfWork::begin(pool_);
+  if (!unit) return std::unexpected(unit.error());
+  try {
+    unit->lease().ensure_prepared("deedkit_read_all", kReadAllSql);
+    const std::string after_transaction = std::to_string(after.transaction_id);
+    auto events = parse_rows(unit->tx().exec_prepared(
+        "deedkit_read_all", after_transaction, after.global_position, max_count, category));
+    if (!events) return std::unexpected(events.error());
+
+    GlobalLogBatch batch;
+    batch.events = std::move(*events);
+    batch.next = batch.events.empty() ? after : batch.events.back().log_position();
+    if (static_cast<int>(batch.events.size()) < max_count) {
+      // A short read may be short because an open transaction holds the horizon back.
+      unit->lease().ensure_prepared("deedkit_read_all_held_back", kHeldBackSql);
+      const std::string next_transaction = std::to_string(batch.next.transaction_id);
+      batch.held_back = unit->tx()
+                            .exec_prepared1("deedkit_read_all_held_back", next_transaction,
+                                            batch.next.global_position, category)[0]
+                            .as<bool>();
+    }
+    return batch;
+  } catch (const std::exception&) {
+    return std::unexpected(unit->fail_with_current_exception("read the global log"));
+  }
+}
+
+std::string LogPosition::to_string() const {
+  return std::to_string(transaction_id) + "/" + std::to_string(global_position);
+}
+
+std::string ExpectedVersion::to_string() const {
+  if (is_any()) return "any";
+  if (is_no_stream()) return "no stream";
+  if (is_stream_exists()) return "stream exists";
+  return std::to_string(value_);
+}
+
+std::string stream_category(const std::string& stream_id) {
+  return stream_id.substr(0, stream_id.find('-'));
+}
+
+}  // namespace deedkit

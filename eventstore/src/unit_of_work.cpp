@@ -1,0 +1,84 @@
+#include "deedkit/eventstore/unit_of_work.hpp"
+
+#include <pqxx/except>
+
+namespace deedkit {
+
+UnitOfWork::UnitOfWork(ConnectionLease lease) : lease_(std::move(lease)) {}
+
+Result<UnitOfWork> UnitOfWork::begin(ConnectionPool& pool) {
+  auto lease = pool.acquire();
+  if (!lease) return std::unexpected(lease.error());
+
+  UnitOfWork unit(std::move(*lease));
+  try {
+    unit.transaction_ = std::make_unique<pqxx::work>(unit.lease_.connection());
+  } catch (const std::exception&) {
+    return std::unexpected(unit.fail_with_current_exception("begin transaction"));
+  }
+  return unit;
+}
+
+UnitOfWork::~UnitOfWork() {
+  // pqxx::work's destructor rolls back an open transaction and never throws.
+  transaction_.reset();
+}
+
+void UnitOfWork::poison(std::string reason) {
+  if (poison_reason_.empty()) poison_reason_ = std::move(reason);
+}
+
+Result<void> UnitOfWork::commit() {
+  if (poisoned()) {
+    return fail(ErrorCode::kFailedPrecondition,
+                "refusing to commit a transaction after an error: " + poison_reason_);
+  }
+  try {
+    transaction_->commit();
+    return {};
+  } catch (const std::exception&) {
+    return std::unexpected(fail_with_current_exception("commit"));
+  }
+}
+
+Error UnitOfWork::fail_with_current_exception(std::string_view context) {
+  Error error = database_error(context);
+  if (is_connection_error(error) || error.code == ErrorCode::kOutcomeUnknown) lease_.discard();
+  poison(error.message);
+  return error;
+}
+
+Error database_error(std::string_view context) {
+  const std::string prefix = std::string(context) + ": ";
+  try {
+    throw;
+  } catch (const pqxx::in_doubt_error& e) {
+    return {ErrorCode::kOutcomeUnknown, prefix + "connection lost during commit; " + e.what()};
+  } catch (const pqxx::broken_connection& e) {
+    return {ErrorCode::kUnavailable, prefix + "database connection lost: " + e.what()};
+  } catch (const pqxx::transaction_rollback& e) {
+    return {ErrorCode::kAborted, prefix + e.what()};
+  } catch (const pqxx::unique_violation& e) {
+    return {ErrorCode::kAlreadyExists, prefix + e.what()};
+  } catch (const pqxx::insufficient_privilege& e) {
+    return {ErrorCode::kPermissionDenied, prefix + e.what()};
+  } catch (const pqxx::data_exception& e) {
+    return {ErrorCode::kInvalidArgument, prefix + e.what()};
+  } catch (const pqxx::check_violation& e) {
+    return {ErrorCode::kInvalidArgument, prefix + e.what()};
+  } catch (const pqxx::sql_error& e) {
+    // Administrator shutdown (57P01, e.g. pg_terminate_backend) and crash recovery (57P03,
+    // "the database system is starting up") mean the server went away: retry later.
+    const std::string& state = e.sqlstate();
+    if (state.starts_with("57P") || state.starts_with("08")) {
+      return {ErrorCode::kUnavailable, prefix + "database unavailable: " + e.what()};
+    }
+    return {ErrorCode::kInternal, prefix + "SQLSTATE " + state + ": " + e.what()};
+  } catch (const std::exception& e) {
+    return {ErrorCode::kInternal, prefix + e.what()};
+  }
+}
+
+bool is_connection_error(const Error& error) { return error.code == ErrorCode::kUnavailable; }
+
+}  // namespace deedkit
