@@ -1,15 +1,27 @@
-#include "database_config.hpp"
-
+#include <cstdio>
 #include <cstdlib>
+
+#include "cli_context.hpp"
 
 namespace deedkit::cli {
 
-std::optional<std::string> configured_database(const std::string& flag_value) {
-  if (!flag_value.empty()) return flag_value;
+void fail_command(const std::string& command, const std::string& message, int code) {
+  std::fprintf(stderr, "deedkit %s: %s\n", command.c_str(), message.c_str());
+  exit_with(code);
+}
+
+std::optional<std::string> configured_database(const GlobalOptions& options) {
+  if (!options.database.empty()) return options.database;
   if (const char* url = std::getenv("DEEDKIT_DATABASE_URL"); url && *url) return std::string(url);
   for (const char* name : {"PGHOST", "PGDATABASE", "PGSERVICE", "PGPORT", "PGUSER"}) {
     if (const char* value = std::getenv(name); value && *value) return std::string();
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> configured_nats(const GlobalOptions& options) {
+  if (!options.nats.empty()) return options.nats;
+  if (const char* url = std::getenv("DEEDKIT_NATS_URL"); url && *url) return std::string(url);
   return std::nullopt;
 }
 

@@ -46,7 +46,11 @@ Result<RecordedEvent> parse_event_row(const pqxx::row& row) {
   return event;
 }
 
-std::string metadata_json(const EventMetadata& metadata) {
+}  // namespace deedkit::internal
+
+namespace deedkit {
+
+std::string metadata_to_json(const EventMetadata& metadata) {
   std::string json = "{";
   if (metadata.correlation_id) {
     json += "\"correlation_id\":\"" + to_string(*metadata.correlation_id) + "\",";
@@ -60,4 +64,4 @@ std::string metadata_json(const EventMetadata& metadata) {
   return json;
 }
 
-}  // namespace deedkit::internal
+}  // namespace deedkit

@@ -120,7 +120,10 @@ Result<AppendResult> explain_short_append(UnitOfWork& unit, const std::string& s
                       "WHERE stream_id = $1",
                       stream_id)[0]
           .as<std::int64_t>();
-  unit.poison("append conflict on " + stream_id);
+  // When nothing was written the transaction is still clean and the caller may reload and
+  // try again in it; a partial write (a racing writer took only some of the versions) must
+  // be rolled back.
+  if (rows_written > 0) unit.poison("partial append to " + stream_id + " after a conflict");
   return fail(ErrorCode::kConflict, "stream " + stream_id + " expected version " +
                                         expected.to_string() + ", actual version " +
                                         std::to_string(actual));
@@ -154,7 +157,7 @@ Result<AppendResult> EventStore::append(UnitOfWork& unit, const std::string& str
             .text(event.event_type)
             .int4(event.schema_version)
             .bytea(event.payload)
-            .jsonb(internal::metadata_json(event.metadata));
+            .jsonb(metadata_to_json(event.metadata));
       }
       const pqxx::result written = unit.tx().exec_prepared(statement, params.dynamic());
       rows_written += written.size();
@@ -221,21 +224,27 @@ const std::string kReadBackwardSql =
 // Commit-safe order (docs/ordering.md): rows are ordered by the writing transaction's id and
 // only rows of transactions older than the oldest one still running are returned. Those
 // transactions have all ended, so nothing can appear later below the returned positions.
+// The same statement, under the same horizon, reports whether committed rows wait beyond
+// it; a second statement would see a newer horizon and could miss that. It always returns at
+// least one row: the flag, with NULL event columns when the batch is empty.
 const std::string kReadAllSql =
-    std::string("WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) "
-                "SELECT ") +
+    std::string(
+        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin), "
+        "batch AS (SELECT ") +
     internal::kEventColumns +
-    " FROM deedkit.events e, horizon "
+    ", e.transaction_id AS commit_order FROM deedkit.events e, horizon "
     "WHERE (e.transaction_id, e.global_position) > ($1::text::xid8, $2::int8) "
     "AND e.transaction_id < horizon.xmin "
     "AND ($4::text = '' OR split_part(e.stream_id, '-', 1) = $4::text) "
-    "ORDER BY e.transaction_id, e.global_position LIMIT $3";
-
-const std::string kHeldBackSql =
-    "SELECT EXISTS (SELECT 1 FROM deedkit.events e "
-    "WHERE e.transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) "
+    "ORDER BY e.transaction_id, e.global_position LIMIT $3), "
+    "held AS (SELECT EXISTS (SELECT 1 FROM deedkit.events e, horizon "
+    "WHERE e.transaction_id >= horizon.xmin "
     "AND (e.transaction_id, e.global_position) > ($1::text::xid8, $2::int8) "
-    "AND ($3::text = '' OR split_part(e.stream_id, '-', 1) = $3::text))";
+    "AND ($4::text = '' OR split_part(e.stream_id, '-', 1) = $4::text)) AS held_back) "
+    "SELECT batch.*, held.held_back FROM held LEFT JOIN batch ON true "
+    "ORDER BY batch.commit_order, 1";
+
+constexpr int kHeldBackColumn = 13;
 
 }  // namespace
 
@@ -296,22 +305,18 @@ Result<GlobalLogBatch> EventStore::read_all(LogPosition after, int max_count,
   try {
     unit->lease().ensure_prepared("deedkit_read_all", kReadAllSql);
     const std::string after_transaction = std::to_string(after.transaction_id);
-    auto events = parse_rows(unit->tx().exec_prepared(
-        "deedkit_read_all", after_transaction, after.global_position, max_count, category));
-    if (!events) return std::unexpected(events.error());
+    const pqxx::result rows = unit->tx().exec_prepared(
+        "deedkit_read_all", after_transaction, after.global_position, max_count, category);
 
     GlobalLogBatch batch;
-    batch.events = std::move(*events);
-    batch.next = batch.events.empty() ? after : batch.events.back().log_position();
-    if (static_cast<int>(batch.events.size()) < max_count) {
-      // A short read may be short because an open transaction holds the horizon back.
-      unit->lease().ensure_prepared("deedkit_read_all_held_back", kHeldBackSql);
-      const std::string next_transaction = std::to_string(batch.next.transaction_id);
-      batch.held_back = unit->tx()
-                            .exec_prepared1("deedkit_read_all_held_back", next_transaction,
-                                            batch.next.global_position, category)[0]
-                            .as<bool>();
+    batch.held_back = rows[0][kHeldBackColumn].as<bool>();
+    for (const auto& row : rows) {
+      if (row[0].is_null()) break;  // the empty batch's flag-only row
+      auto event = internal::parse_event_row(row);
+      if (!event) return std::unexpected(event.error());
+      batch.events.push_back(std::move(*event));
     }
+    batch.next = batch.events.empty() ? after : batch.events.back().log_position();
     return batch;
   } catch (const std::exception&) {
     return std::unexpected(unit->fail_with_current_exception("read the global log"));

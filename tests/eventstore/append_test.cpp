@@ -175,7 +175,7 @@ TEST_F(AppendTest, CallerOwnedUnitCommitsEventsWithItsOwnWrites) {
   EXPECT_EQ(store().read_stream_forward(stream, 1, 10)->size(), 1u);
 }
 
-TEST_F(AppendTest, AConflictPoisonsTheCallersUnitSoItCannotCommitAPartialAppend) {
+TEST_F(AppendTest, ACleanConflictLeavesTheCallersUnitUsableForARetry) {
   const std::string stream = fresh_stream();
   ASSERT_TRUE(store().append(stream, ExpectedVersion::no_stream(), make_events(1)));
 
@@ -183,11 +183,44 @@ TEST_F(AppendTest, AConflictPoisonsTheCallersUnitSoItCannotCommitAPartialAppend)
   ASSERT_TRUE(unit.has_value());
   const auto conflict = store().append(*unit, stream, ExpectedVersion::no_stream(),
                                        make_events(1));
-  const auto committed = unit->commit();
+  const auto retried = store().append(*unit, stream, ExpectedVersion::exact(1), make_events(1));
 
   ASSERT_FALSE(conflict.has_value());
-  ASSERT_FALSE(committed.has_value());
-  EXPECT_EQ(committed.error().code, ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(conflict.error().code, ErrorCode::kConflict);
+  ASSERT_TRUE(retried.has_value()) << retried.error().to_string();
+  ASSERT_TRUE(unit->commit().has_value());
+  EXPECT_EQ(store().read_stream_forward(stream, 1, 10)->size(), 2u);
+}
+
+TEST_F(AppendTest, APartialAppendAfterARaceRefusesToCommit) {
+  const std::string stream = fresh_stream();
+  ASSERT_TRUE(store().append(stream, ExpectedVersion::no_stream(), make_events(1)));
+  auto first = UnitOfWork::begin(pool());
+  ASSERT_TRUE(first.has_value());
+  ASSERT_TRUE(store().append(*first, stream, ExpectedVersion::exact(1), make_events(1)));
+
+  // The second writer reads version 1, then waits on the first writer's version 2.
+  Result<AppendResult> second_append = fail(ErrorCode::kInternal, "not run");
+  std::optional<Result<void>> second_commit;
+  std::thread second([&] {
+    auto unit = UnitOfWork::begin(pool());
+    ASSERT_TRUE(unit.has_value());
+    second_append = store().append(*unit, stream, ExpectedVersion::exact(1), make_events(2));
+    second_commit = unit->commit();
+  });
+  while (query_value(database_uri(),
+                     "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                     "AND datname = current_database()") == "0") {
+    std::this_thread::yield();
+  }
+  ASSERT_TRUE(first->commit().has_value());
+  second.join();
+
+  ASSERT_FALSE(second_append.has_value());
+  EXPECT_EQ(second_append.error().code, ErrorCode::kConflict);
+  ASSERT_TRUE(second_commit.has_value());
+  EXPECT_FALSE(second_commit->has_value()) << "a half-written batch must not commit";
+  EXPECT_EQ(store().read_stream_forward(stream, 1, 10)->size(), 2u);
 }
 
 TEST_F(AppendTest, EightConcurrentWritersOnOneStreamGetEachVersionExactlyOnce) {

@@ -21,6 +21,4 @@ inline constexpr const char* kEventColumns =
 // UUIDs is kDataLoss naming the event.
 Result<RecordedEvent> parse_event_row(const pqxx::row& row);
 
-std::string metadata_json(const EventMetadata& metadata);
-
 }  // namespace deedkit::internal

@@ -42,8 +42,9 @@ class EventStore {
   // Appends `events` to `stream_id` atomically if the stream matches `expected`.
   // Returns the versions written. Fails with:
   //  - kConflict: the stream's version did not match; the message names the stream, the
-  //    expected and the actual version. Inside a caller's unit, the unit is poisoned (an
-  //    earlier event of the batch may have been written) and must be rolled back.
+  //    expected and the actual version. If a racing writer took only some of the versions,
+  //    part of the batch may be written: the caller's unit is then poisoned and must be
+  //    rolled back; otherwise the unit stays usable and the caller may reload and retry.
   //  - kInvalidArgument: no events, an empty or over-long stream id or event type, or an
   //    event id already used elsewhere in the log.
   //  - kUnavailable / kOutcomeUnknown / kInternal as UnitOfWork maps them.

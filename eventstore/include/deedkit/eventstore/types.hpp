@@ -95,6 +95,9 @@ struct AppendResult {
   bool duplicate = false;
 };
 
+// The JSON stored in the metadata column: {"correlation_id":..,"causation_id":..,"principal":..}
+std::string metadata_to_json(const EventMetadata& metadata);
+
 // The category of a stream: the part of its id before the first '-' ("asset" in asset-<uuid>).
 std::string stream_category(const std::string& stream_id);
 

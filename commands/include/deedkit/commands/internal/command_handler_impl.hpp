@@ -1,0 +1,149 @@
+#pragma once
+
+// Template definitions of CommandHandler; included by command_handler.hpp only.
+
+namespace deedkit {
+
+template <Decider D>
+Result<LoadedAggregate<D>> CommandHandler<D>::load(UnitOfWork& unit,
+                                                   const std::string& stream_id) const {
+  LoadedAggregate<D> loaded;
+
+  if (options_.use_snapshots && options_.snapshot_every > 0) {
+    auto snapshot = snapshots_.load(unit, stream_id, D::state_schema_version());
+    if (!snapshot) return std::unexpected(snapshot.error());
+    // An unreadable snapshot is ignored: the events alone are the truth.
+    if (*snapshot && loaded.state.ParseFromString((*snapshot)->state)) {
+      loaded.version = (*snapshot)->stream_version;
+      loaded.snapshot_version = loaded.version;
+    } else {
+      loaded.state = D::initial_state();
+    }
+  }
+
+  typename D::Event event;
+  auto folded = store_.for_each_in_stream(
+      unit, stream_id, loaded.version + 1, options_.load_batch_size,
+      [&](const RecordedEvent& recorded) -> Result<void> {
+        const StoredEventRef where{recorded.stream_id, recorded.stream_version};
+        auto decoded = codec_.EventTypeRegistry::decode(
+            where, recorded.event_type, recorded.schema_version, recorded.payload, event);
+        if (!decoded) return decoded;
+        loaded.state = D::evolve(std::move(loaded.state), event);
+        loaded.version = recorded.stream_version;
+        ++loaded.events_folded;
+        return {};
+      });
+  if (!folded) return std::unexpected(folded.error());
+  return loaded;
+}
+
+template <Decider D>
+Result<std::vector<NewEvent>> CommandHandler<D>::encode(
+    const std::vector<typename D::Event>& events, const CommandContext& context) const {
+  std::vector<NewEvent> encoded_events;
+  encoded_events.reserve(events.size());
+  for (const auto& event : events) {
+    auto encoded = codec_.encode(event);
+    if (!encoded) return std::unexpected(encoded.error());
+
+    NewEvent stored;
+    stored.event_id = new_uuid();
+    stored.event_type = std::move(encoded->event_type);
+    stored.schema_version = encoded->schema_version;
+    stored.payload = std::move(encoded->payload);
+    stored.metadata.correlation_id = context.correlation_id.value_or(context.command_id);
+    stored.metadata.causation_id = context.command_id;
+    stored.metadata.principal = context.principal;
+    encoded_events.push_back(std::move(stored));
+  }
+  return encoded_events;
+}
+
+template <Decider D>
+Result<void> CommandHandler<D>::maybe_snapshot(UnitOfWork& unit,
+                                               const CommandOutcome<D>& outcome,
+                                               std::int64_t version_before) const {
+  const int every = options_.snapshot_every;
+  if (every <= 0 || outcome.version / every == version_before / every) return {};
+
+  const Snapshot snapshot{outcome.version, deterministic_bytes(outcome.state)};
+  return snapshots_.save(unit, outcome.stream_id, std::string(D::State::descriptor()->full_name()),
+                         D::state_schema_version(), snapshot);
+}
+
+template <Decider D>
+Result<CommandOutcome<D>> CommandHandler<D>::handle(UnitOfWork& unit,
+                                                    typename D::Command command,
+                                                    const CommandContext& context) const {
+  CommandOutcome<D> outcome;
+  outcome.aggregate_id = D::aggregate_id(command);
+  if (outcome.aggregate_id.empty()) {
+    outcome.aggregate_id = to_string(new_uuid());
+    D::assign_aggregate_id(command, outcome.aggregate_id);
+  }
+  outcome.stream_id = stream_for(outcome.aggregate_id);
+  outcome.created = D::creates_aggregate(command);
+
+  for (outcome.attempts = 1;; ++outcome.attempts) {
+    auto loaded = load(unit, outcome.stream_id);
+    if (!loaded) return std::unexpected(loaded.error());
+
+    auto decision = D::decide(command, loaded->state);
+    if (!decision) {
+      outcome.rejection = std::move(decision.error());
+      outcome.version = loaded->version;
+      outcome.state = std::move(loaded->state);
+      return outcome;
+    }
+
+    auto events = encode(*decision, context);
+    if (!events) return std::unexpected(events.error());
+    const auto expected = loaded->version == 0 ? ExpectedVersion::no_stream()
+                                               : ExpectedVersion::exact(loaded->version);
+    auto appended = store_.append(unit, outcome.stream_id, expected, *events);
+    if (appended) {
+      outcome.state = std::move(loaded->state);
+      for (const auto& event : *decision) outcome.state = D::evolve(std::move(outcome.state), event);
+      outcome.version = appended->last_version;
+      outcome.appended = std::move(*events);
+      if (auto saved = maybe_snapshot(unit, outcome, loaded->version); !saved) {
+        return std::unexpected(saved.error());
+      }
+      return outcome;
+    }
+
+    const bool can_retry_here = appended.error().code == ErrorCode::kConflict &&
+                                !unit.poisoned() && outcome.attempts < options_.max_attempts;
+    if (!can_retry_here) {
+      if (appended.error().code == ErrorCode::kConflict) {
+        appended.error().message += " (after " + std::to_string(outcome.attempts) +
+                                    " attempts)";
+      }
+      return std::unexpected(appended.error());
+    }
+  }
+}
+
+template <Decider D>
+Result<CommandOutcome<D>> CommandHandler<D>::handle(typename D::Command command,
+                                                    const CommandContext& context) const {
+  // Fix the id once, so every attempt targets the same aggregate.
+  if (D::aggregate_id(command).empty()) D::assign_aggregate_id(command, to_string(new_uuid()));
+
+  for (int attempt = 1;; ++attempt) {
+    auto unit = UnitOfWork::begin(store_.pool());
+    if (!unit) return std::unexpected(unit.error());
+
+    auto outcome = handle(*unit, command, context);
+    const bool retry = !outcome && outcome.error().code == ErrorCode::kConflict &&
+                       unit->poisoned() && attempt < options_.max_attempts;
+    if (retry) continue;
+    if (!outcome || outcome->rejection) return outcome;
+
+    if (auto committed = unit->commit(); !committed) return std::unexpected(committed.error());
+    return outcome;
+  }
+}
+
+}  // namespace deedkit

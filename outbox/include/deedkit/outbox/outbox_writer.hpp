@@ -1,0 +1,23 @@
+#pragma once
+
+// Writes outbox rows (deedkit.outbox) for appended events, inside the caller's unit of work,
+// so they commit exactly when the events do. One row per event; the event id is the
+// message id the relay publishes with.
+
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "deedkit/core/error.hpp"
+#include "deedkit/eventstore/types.hpp"
+#include "deedkit/eventstore/unit_of_work.hpp"
+
+namespace deedkit {
+
+// Writes one row per event; `events[i]` was appended at `first_version + i`. One statement
+// per 16 events. Fails as UnitOfWork maps database errors (the unit is then poisoned).
+[[nodiscard]] Result<void> write_outbox_rows(UnitOfWork& unit, const std::string& stream_id,
+                                             std::int64_t first_version,
+                                             std::span<const NewEvent> events);
+
+}  // namespace deedkit
