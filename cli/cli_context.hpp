@@ -11,6 +11,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "deedkit/core/error.hpp"
+
 namespace deedkit::cli {
 
 struct GlobalOptions {
@@ -30,9 +32,16 @@ struct GlobalOptions {
 // (libpq reads them), else nullopt (nothing configured).
 std::optional<std::string> configured_database(const GlobalOptions& options);
 
+// The database a running subcommand uses: the configured one, else the private cluster of
+// the current folder (started if needed). With `apply_migrations`, brings its schema up to
+// date first. Fails with the reason the database cannot be used.
+[[nodiscard]] deedkit::Result<std::string> open_database(const GlobalOptions& options,
+                                                         bool apply_migrations);
+
 // The NATS URL to use: --nats, else DEEDKIT_NATS_URL, else nullopt.
 std::optional<std::string> configured_nats(const GlobalOptions& options);
 
 void add_migrate_command(CLI::App& app, GlobalOptions& options);
+void add_db_command(CLI::App& app, GlobalOptions& options);
 
 }  // namespace deedkit::cli

@@ -2,6 +2,8 @@
 #include <cstdlib>
 
 #include "cli_context.hpp"
+#include "deedkit/eventstore/migrations.hpp"
+#include "private_postgres.hpp"
 
 namespace deedkit::cli {
 
@@ -17,6 +19,23 @@ std::optional<std::string> configured_database(const GlobalOptions& options) {
     if (const char* value = std::getenv(name); value && *value) return std::string();
   }
   return std::nullopt;
+}
+
+Result<std::string> open_database(const GlobalOptions& options, bool apply_migrations) {
+  std::string database;
+  if (const auto configured = configured_database(options)) {
+    database = *configured;
+  } else {
+    auto cluster = ensure_private_cluster(".");
+    if (!cluster) return std::unexpected(cluster.error());
+    database = cluster->database_uri;
+  }
+
+  if (apply_migrations) {
+    const auto report = migrate(database);
+    if (!report) return std::unexpected(report.error());
+  }
+  return database;
 }
 
 std::optional<std::string> configured_nats(const GlobalOptions& options) {

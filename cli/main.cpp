@@ -20,6 +20,7 @@ int main(int argc, char** argv) {
   });
 
   deedkit::cli::add_migrate_command(app, options);
+  deedkit::cli::add_db_command(app, options);
 
   CLI11_PARSE(app, argc, argv);
   return 0;

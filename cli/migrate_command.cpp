@@ -8,13 +8,9 @@ namespace deedkit::cli {
 namespace {
 
 void run_migrate(const GlobalOptions& options) {
-  const auto database = configured_database(options);
-  if (!database) {
-    fail_command("migrate",
-                 "no database configured; pass --database URI or set DEEDKIT_DATABASE_URL "
-                 "or the PG* variables",
-                 2);
-  }
+  // With nothing configured, this migrates the private database of the current folder.
+  const auto database = open_database(options, false);
+  if (!database) fail_command("migrate", database.error().to_string());
 
   const auto report = migrate(*database);
   if (!report) fail_command("migrate", report.error().to_string());

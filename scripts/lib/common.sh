@@ -69,8 +69,9 @@ start_private_postgres() {
 }
 
 stop_private_postgres() {
-  [ -n "${DEEDKIT_PG_DATA:-}" ] && [ -f "$DEEDKIT_PG_DATA/postmaster.pid" ] &&
-    as_pg_owner "$PG_BIN/pg_ctl" -D "$DEEDKIT_PG_DATA" -m immediate -w stop >/dev/null 2>&1
+  if [ -n "${DEEDKIT_PG_DATA:-}" ] && [ -f "$DEEDKIT_PG_DATA/postmaster.pid" ]; then
+    as_pg_owner "$PG_BIN/pg_ctl" -D "$DEEDKIT_PG_DATA" -m immediate -w stop >/dev/null 2>&1 || true
+  fi
   return 0
 }
 
@@ -94,6 +95,9 @@ start_private_nats() {
 }
 
 stop_private_nats() {
-  [ -n "${DEEDKIT_NATS_PID:-}" ] && kill "$DEEDKIT_NATS_PID" 2>/dev/null && wait "$DEEDKIT_NATS_PID" 2>/dev/null
+  if [ -n "${DEEDKIT_NATS_PID:-}" ]; then
+    kill "$DEEDKIT_NATS_PID" 2>/dev/null || true
+    wait "$DEEDKIT_NATS_PID" 2>/dev/null || true
+  fi
   return 0
 }
