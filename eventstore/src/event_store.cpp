@@ -1,6 +1,9 @@
 #include "deedkit/eventstore/event_store.hpp"
 
+#include <functional>
+
 #include <pqxx/except>
+#include <pqxx/nontransaction>
 #include <pqxx/result>
 
 #include "deedkit/eventstore/binary_params.hpp"
@@ -79,11 +82,20 @@ std::string uuid_array_literal(std::span<const NewEvent> events) {
 
 // Runs after an append wrote fewer rows than asked: either every event is already stored
 // here at these positions (a retry: success), or the stream moved (a conflict).
-Result<AppendResult> explain_short_append(UnitOfWork& unit, const std::string& stream_id,
+// Where an append runs: a caller's transaction, or one autocommit statement; `poison` marks
+// the transaction as unfit to commit.
+struct AppendTarget {
+  pqxx::transaction_base& tx;
+  ConnectionLease& lease;
+  std::function<void(std::string)> poison;
+};
+
+Result<AppendResult> explain_short_append(const AppendTarget& target,
+                                          const std::string& stream_id,
                                           ExpectedVersion expected,
                                           std::span<const NewEvent> events,
                                           std::size_t rows_written) {
-  pqxx::work& tx = unit.tx();
+  pqxx::transaction_base& tx = target.tx;
   const pqxx::result stored = tx.exec_params(
       "SELECT event_id, stream_id, stream_version FROM deedkit.events "
       "WHERE event_id = ANY($1::uuid[]) ORDER BY stream_version",
@@ -108,7 +120,7 @@ Result<AppendResult> explain_short_append(UnitOfWork& unit, const std::string& s
 
   for (const auto& row : stored) {
     if (stream_id != row[1].c_str()) {
-      unit.poison("event id reused");
+      target.poison("event id reused");
       return fail(ErrorCode::kInvalidArgument,
                   std::string("event id ") + row[0].c_str() + " is already stored in " +
                       row[1].c_str() + " at version " + row[2].c_str());
@@ -123,10 +135,47 @@ Result<AppendResult> explain_short_append(UnitOfWork& unit, const std::string& s
   // When nothing was written the transaction is still clean and the caller may reload and
   // try again in it; a partial write (a racing writer took only some of the versions) must
   // be rolled back.
-  if (rows_written > 0) unit.poison("partial append to " + stream_id + " after a conflict");
+  if (rows_written > 0) target.poison("partial append to " + stream_id + " after a conflict");
   return fail(ErrorCode::kConflict, "stream " + stream_id + " expected version " +
                                         expected.to_string() + ", actual version " +
                                         std::to_string(actual));
+}
+
+// The append itself: one prepared statement per chunk of events. Throws libpqxx exceptions;
+// the callers map them.
+Result<AppendResult> append_rows(const AppendTarget& target, const std::string& stream_id,
+                                 ExpectedVersion expected, std::span<const NewEvent> events) {
+  std::size_t rows_written = 0;
+  std::int64_t first_version = 0;
+  std::int64_t last_version = 0;
+  ExpectedVersion chunk_expected = expected;
+
+  for (std::size_t offset = 0; offset < events.size(); offset += kMaxEventsPerStatement) {
+    const auto chunk =
+        events.subspan(offset, std::min(kMaxEventsPerStatement, events.size() - offset));
+    const std::string statement = "deedkit_append_" + std::to_string(chunk.size());
+    target.lease.ensure_prepared(statement, append_statement_sql(chunk.size()));
+
+    BinaryParams params;
+    params.text(stream_id).int8(chunk_expected.encoded());
+    for (const NewEvent& event : chunk) {
+      params.uuid(event.event_id)
+          .text(event.event_type)
+          .int4(event.schema_version)
+          .bytea(event.payload)
+          .jsonb(metadata_to_json(event.metadata));
+    }
+    const pqxx::result written = target.tx.exec_prepared(statement, params.dynamic());
+    rows_written += written.size();
+    if (written.size() != chunk.size()) break;
+
+    if (offset == 0) first_version = written.front()[0].as<std::int64_t>();
+    last_version = written.back()[0].as<std::int64_t>();
+    chunk_expected = ExpectedVersion::exact(last_version);
+  }
+
+  if (rows_written == events.size()) return AppendResult{first_version, last_version, false};
+  return explain_short_append(target, stream_id, expected, events, rows_written);
 }
 
 }  // namespace
@@ -137,39 +186,10 @@ Result<AppendResult> EventStore::append(UnitOfWork& unit, const std::string& str
   if (auto valid = validate_append(stream_id, events); !valid) {
     return std::unexpected(valid.error());
   }
-
   try {
-    std::size_t rows_written = 0;
-    std::int64_t first_version = 0;
-    std::int64_t last_version = 0;
-    ExpectedVersion chunk_expected = expected;
-
-    for (std::size_t offset = 0; offset < events.size(); offset += kMaxEventsPerStatement) {
-      const auto chunk = events.subspan(offset, std::min(kMaxEventsPerStatement,
-                                                         events.size() - offset));
-      const std::string statement = "deedkit_append_" + std::to_string(chunk.size());
-      unit.lease().ensure_prepared(statement, append_statement_sql(chunk.size()));
-
-      BinaryParams params;
-      params.text(stream_id).int8(chunk_expected.encoded());
-      for (const NewEvent& event : chunk) {
-        params.uuid(event.event_id)
-            .text(event.event_type)
-            .int4(event.schema_version)
-            .bytea(event.payload)
-            .jsonb(metadata_to_json(event.metadata));
-      }
-      const pqxx::result written = unit.tx().exec_prepared(statement, params.dynamic());
-      rows_written += written.size();
-      if (written.size() != chunk.size()) break;
-
-      if (offset == 0) first_version = written.front()[0].as<std::int64_t>();
-      last_version = written.back()[0].as<std::int64_t>();
-      chunk_expected = ExpectedVersion::exact(last_version);
-    }
-
-    if (rows_written == events.size()) return AppendResult{first_version, last_version, false};
-    return explain_short_append(unit, stream_id, expected, events, rows_written);
+    const AppendTarget target{unit.tx(), unit.lease(),
+                              [&unit](std::string reason) { unit.poison(std::move(reason)); }};
+    return append_rows(target, stream_id, expected, events);
   } catch (const std::exception&) {
     return std::unexpected(unit.fail_with_current_exception("append to " + stream_id));
   }
@@ -177,9 +197,30 @@ Result<AppendResult> EventStore::append(UnitOfWork& unit, const std::string& str
 
 Result<AppendResult> EventStore::append(const std::string& stream_id, ExpectedVersion expected,
                                         std::span<const NewEvent> events) const {
+  if (auto valid = validate_append(stream_id, events); !valid) {
+    return std::unexpected(valid.error());
+  }
+
+  // Up to one statement's worth of events needs no explicit transaction: a single INSERT is
+  // atomic on its own, and skipping BEGIN and COMMIT saves two round trips per append.
+  if (events.size() <= kMaxEventsPerStatement) {
+    auto lease = pool_.acquire();
+    if (!lease) return std::unexpected(lease.error());
+    try {
+      pqxx::nontransaction tx(lease->connection());
+      const AppendTarget target{tx, *lease, [](std::string) {}};
+      return append_rows(target, stream_id, expected, events);
+    } catch (const std::exception&) {
+      Error error = database_error("append to " + stream_id);
+      if (is_connection_error(error) || error.code == ErrorCode::kOutcomeUnknown) {
+        lease->discard();
+      }
+      return std::unexpected(std::move(error));
+    }
+  }
+
   auto unit = UnitOfWork::begin(pool_);
   if (!unit) return std::unexpected(unit.error());
-
   auto appended = append(*unit, stream_id, expected, events);
   if (!appended) return appended;
   if (auto committed = unit->commit(); !committed) return std::unexpected(committed.error());
