@@ -35,7 +35,10 @@ class HttpApiTest : public DatabaseTest {
     options.max_body_bytes = 4096;
     options.idempotency.wait_for_in_flight = std::chrono::milliseconds(100);
     service_ = std::make_unique<service::HttpService>(options, pool());
-    ASSERT_TRUE(service_->start().has_value());
+    if (auto started = service_->start(); !started) {
+      std::fprintf(stderr, "cannot start the service: %s\n", started.error().to_string().c_str());
+      std::exit(1);  // a fatal failure here would only skip the suite
+    }
   }
   static void TearDownTestSuite() {
     service_.reset();

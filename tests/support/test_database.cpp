@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 
@@ -46,8 +47,19 @@ void run_admin(const std::string& sql) {
 std::string create_database(const std::string& label) {
   const std::string name = database_name(label);
   run_admin("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)");
-  run_admin("CREATE DATABASE " + name);
-  return server_settings() + " dbname=" + name;
+
+  // CREATE DATABASE fails while another session uses the template, which happens when
+  // parallel test processes create their databases at the same moment: try a few times.
+  for (int attempt = 1;; ++attempt) {
+    try {
+      run_admin("CREATE DATABASE " + name);
+      return server_settings() + " dbname=" + name;
+    } catch (const std::exception& error) {
+      if (attempt == 20) throw;
+      std::fprintf(stderr, "CREATE DATABASE %s failed (%s); trying again\n", name.c_str(),
+                   error.what());
+    }
+  }
 }
 
 void drop_database(const std::string& label) {
@@ -67,9 +79,20 @@ std::string DatabaseTest::suite_label() {
 }
 
 void DatabaseTest::SetUpTestSuite() {
-  database_uri_ = std::make_unique<std::string>(create_database(suite_label()));
+  // Without its database no test of the suite means anything; gtest would report them as
+  // skipped, which ctest counts as a pass, so end the process with a failure instead.
+  try {
+    database_uri_ = std::make_unique<std::string>(create_database(suite_label()));
+  } catch (const std::exception& error) {
+    std::fprintf(stderr, "cannot create the test database: %s\n", error.what());
+    std::exit(1);
+  }
   const auto migrated = migrate(*database_uri_);
-  if (!migrated) throw std::runtime_error(migrated.error().to_string());
+  if (!migrated) {
+    std::fprintf(stderr, "cannot migrate the test database: %s\n",
+                 migrated.error().to_string().c_str());
+    std::exit(1);
+  }
 
   pool_ = std::make_unique<ConnectionPool>(PoolOptions{.database_uri = *database_uri_,
                                                        .max_connections = 20});
