@@ -63,7 +63,9 @@ int main(int argc, char** argv) {
   std::string database;
   std::string json_path;
   double seconds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--quick")) seconds = 0.3;
+    if (i + 1 >= argc) continue;
     if (!std::strcmp(argv[i], "--database")) database = argv[i + 1];
     if (!std::strcmp(argv[i], "--seconds")) seconds = std::stod(argv[i + 1]);
     if (!std::strcmp(argv[i], "--json")) json_path = argv[i + 1];

@@ -1,0 +1,286 @@
+// End-to-end command workloads against a real PostgreSQL, each next to its floor in the
+// same run (ratios hold on a shared machine; absolute numbers drift):
+//
+//   W1-full  idempotent RegisterAsset: claim, decide, append, outbox row, stored response.
+//            Floor: the same three rows by one hand-written statement (one round trip).
+//   replay   the same keys again: the stored response comes back.
+//   W2       ReappraiseAsset on streams of 20 events: load, decide, append at the exact
+//            version. Floor: read the 20 rows, insert one.
+//   W3       load one stream of 10,000 events with and without a snapshot. Floor: fetch the
+//            same rows without decoding.
+//
+//   bench_commands --database URI [--seconds S] [--json FILE] [--quick]
+
+#include <atomic>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <pqxx/binarystring>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
+#include <pqxx/transaction>
+
+#include "deedkit/commands/command_handler.hpp"
+#include "deedkit/domain/asset.hpp"
+#include "deedkit/eventstore/binary_params.hpp"
+#include "deedkit/eventstore/migrations.hpp"
+#include "deedkit/service/command_catalog.hpp"
+#include "load_driver.hpp"
+
+namespace {
+
+using namespace deedkit;
+namespace v1 = realestate::v1;
+using AssetHandler = CommandHandler<realestate::AssetDecider>;
+
+struct Flags {
+  std::string database;
+  std::string json_path;
+  double seconds = 3;
+  bool quick = false;
+};
+
+std::string register_json() {
+  return R"({"kind":"HOUSE","name":"Canal house with a long enough name to look real",)"
+         R"("address":{"line1":"Herengracht 1","city":"Amsterdam","postal_code":"1015 BA",)"
+         R"("country":"NL"},"owner_id":"5f0c3a52-8f1e-4c4e-9a57-3f4a3c1f2b10",)"
+         R"("valuation":{"amount_minor":25000000,"currency":"EUR"}})";
+}
+
+// The floor of W1-full: key with its response, event and outbox row in one statement.
+bool full_floor(ConnectionPool& pool, const std::string& payload) {
+  auto lease = pool.acquire();
+  if (!lease) return false;
+  lease->ensure_prepared(
+      "bench_full_floor",
+      "WITH claim AS (INSERT INTO deedkit.idempotency_keys (scope, idempotency_key, "
+      "command_name, fingerprint, fingerprint_version, response_status, response_headers, "
+      "response_body) VALUES ('bench', $1::text, 'RegisterAsset', $2::text, 1, 201, "
+      "ARRAY['Location: /v1/assets/x'], $3::bytea)), "
+      "event AS (INSERT INTO deedkit.events (stream_id, stream_version, event_id, event_type, "
+      "payload, metadata) VALUES ($4::text, 1, $5::uuid, 'deedkit.realestate.v1.AssetRegistered', "
+      "$6::bytea, $7::jsonb)) "
+      "INSERT INTO deedkit.outbox (event_id, stream_id, stream_version, event_type, "
+      "schema_version, payload, metadata) VALUES ($5::uuid, $4::text, 1, "
+      "'deedkit.realestate.v1.AssetRegistered', 1, $6::bytea, $7::jsonb)");
+  const Uuid event_id = new_uuid();
+  BinaryParams params;
+  params.text("floor-" + to_string(new_uuid()))
+      .text(std::string(64, 'f'))
+      .bytea(R"({"asset_id":"x","stream_id":"asset-x","version":1})")
+      .text("floorasset-" + to_string(new_uuid()))
+      .uuid(event_id)
+      .bytea(payload)
+      .jsonb(R"({"principal":"bench"})");
+  try {
+    pqxx::nontransaction tx(lease->connection());
+    tx.exec_prepared("bench_full_floor", params.dynamic());
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+void report(const Flags& flags, const bench::LoadResult& result, const bench::LoadResult* floor) {
+  bench::print_row(result, floor);
+  if (!flags.json_path.empty()) bench::append_json(flags.json_path, result, floor);
+}
+
+void run_w1_full(const Flags& flags, ConnectionPool& pool, const service::CommandCatalog& catalog,
+                 int clients) {
+  const auto duration = std::chrono::milliseconds(static_cast<long>(flags.seconds * 1000));
+  const auto* entry = catalog.find("RegisterAsset");
+  // A real AssetRegistered payload of this size, for the floor.
+  const auto sample = entry->parse(register_json());
+  const std::string payload = std::string(300, 'p');
+
+  const auto floor = bench::run_load("W1-full floor: 1 stmt", clients, duration,
+                                     [&](int) { return full_floor(pool, payload); });
+
+  std::vector<std::vector<std::string>> keys(clients);
+  const auto full = bench::run_load("W1-full idempotent", clients, duration, [&](int client) {
+    const std::string key = "bench-" + to_string(new_uuid());
+    auto parsed = entry->parse(register_json());
+    if (!parsed) return false;
+    auto result = with_idempotency(
+        pool, {"bench", key}, "RegisterAsset", parsed->fingerprint,
+        [&](UnitOfWork& unit) { return parsed->execute(unit, CommandContext{}); });
+    if (!result) return false;
+    keys[client].push_back(key);
+    return true;
+  });
+
+  std::vector<std::size_t> next(clients, 0);
+  const auto replay = bench::run_load("W1-full replay", clients, duration, [&](int client) {
+    auto& own = keys[client];
+    if (own.empty()) return false;
+    const std::string& key = own[next[client]++ % own.size()];
+    auto parsed = entry->parse(register_json());
+    auto result = with_idempotency(
+        pool, {"bench", key}, "RegisterAsset", parsed->fingerprint,
+        [&](UnitOfWork& unit) { return parsed->execute(unit, CommandContext{}); });
+    return result.has_value() && result->replayed;
+  });
+  (void)sample;
+  report(flags, floor, nullptr);
+  report(flags, full, &floor);
+  report(flags, replay, &full);
+}
+
+v1::AssetCommand reappraisal(const std::string& asset_id, long long amount) {
+  v1::AssetCommand command;
+  command.mutable_reappraise_asset()->set_asset_id(asset_id);
+  command.mutable_reappraise_asset()->mutable_valuation()->set_amount_minor(amount);
+  command.mutable_reappraise_asset()->mutable_valuation()->set_currency("EUR");
+  return command;
+}
+
+// Registers `count` assets with 20 events each; returns their ids.
+std::vector<std::string> prefilled_assets(const AssetHandler& handler, int count) {
+  std::vector<std::string> ids;
+  const auto* entry_json = register_json().c_str();
+  (void)entry_json;
+  for (int i = 0; i < count; ++i) {
+    v1::AssetCommand command;
+    const bool parsed = service::parse_json_message(register_json(),
+                                                    *command.mutable_register_asset())
+                            .has_value();
+    if (!parsed) std::abort();
+    auto registered = handler.handle(command, {});
+    if (!registered || registered->rejection) std::abort();
+    for (int j = 0; j < 19; ++j) {
+      if (!handler.handle(reappraisal(registered->aggregate_id, 1000 + j), {})) std::abort();
+    }
+    ids.push_back(registered->aggregate_id);
+  }
+  return ids;
+}
+
+void run_w2(const Flags& flags, ConnectionPool& pool, const AssetHandler& handler, int clients) {
+  const auto duration = std::chrono::milliseconds(static_cast<long>(flags.seconds * 1000));
+  const auto ids = prefilled_assets(handler, clients * 4);
+  std::atomic<long long> amount{5000};
+
+  const auto floor = bench::run_load("W2 floor: read 20+insert", clients, duration, [&](int c) {
+    auto lease = pool.acquire();
+    if (!lease) return false;
+    try {
+      pqxx::nontransaction tx(lease->connection());
+      const std::string stream = "asset-" + ids[c * 4 + (amount % 4)];
+      lease->ensure_prepared("bench_w2_read",
+                             "SELECT stream_version, payload FROM deedkit.events "
+                             "WHERE stream_id = $1 ORDER BY stream_version");
+      const auto rows = tx.exec_prepared("bench_w2_read", stream);
+      BinaryParams params;
+      params.text("w2floor-" + to_string(new_uuid())).uuid(new_uuid()).bytea(std::string(60, 'p'));
+      lease->ensure_prepared("bench_w2_insert",
+                             "INSERT INTO deedkit.events (stream_id, stream_version, event_id, "
+                             "event_type, payload) VALUES ($1::text, 1, $2::uuid, 'x', $3::bytea)");
+      tx.exec_prepared("bench_w2_insert", params.dynamic());
+      return rows.size() >= 20;
+    } catch (const std::exception&) {
+      return false;
+    }
+  });
+  const auto update = bench::run_load("W2 update", clients, duration, [&](int c) {
+    // Each client works its own streams, so conflicts do not blur the measure.
+    const std::string& id = ids[c * 4 + (amount++ % 4)];
+    auto outcome = handler.handle(reappraisal(id, amount), {});
+    return outcome.has_value() && !outcome->rejection;
+  });
+  report(flags, floor, nullptr);
+  report(flags, update, &floor);
+}
+
+void run_w3(const Flags& flags, ConnectionPool& pool, const EventStore& store) {
+  const int event_count = flags.quick ? 1000 : 10000;
+  AssetHandler with_snapshot(store, {.snapshot_every = 1000});
+  AssetHandler without(store, {.use_snapshots = false});
+  const auto id = prefilled_assets(without, 1).front();
+  // Fill to one short of the count: the command below crosses the snapshot multiple.
+  for (int i = 20; i < event_count - 1; i += 16) {
+    std::vector<NewEvent> batch;
+    for (int j = 0; j < 16 && i + j < event_count - 1; ++j) {
+      v1::AssetEvent event;
+      *event.mutable_asset_reappraised() = v1::AssetReappraised();
+      event.mutable_asset_reappraised()->set_asset_id(id);
+      event.mutable_asset_reappraised()->mutable_valuation()->set_amount_minor(i + j);
+      event.mutable_asset_reappraised()->mutable_valuation()->set_currency("EUR");
+      auto encoded = without.codec().encode(event);
+      batch.push_back({new_uuid(), encoded->event_type, 1, encoded->payload, {}});
+    }
+    if (!store.append("asset-" + id, ExpectedVersion::any(), batch)) std::abort();
+  }
+  // One command through the snapshotting handler leaves a snapshot at the last multiple.
+  if (!with_snapshot.handle(reappraisal(id, 1), {})) std::abort();
+
+  const auto duration = std::chrono::milliseconds(static_cast<long>(flags.seconds * 1000));
+  const std::string stream = "asset-" + id;
+  const auto floor = bench::run_load("W3 floor: fetch rows", 1, duration, [&](int) {
+    auto lease = pool.acquire();
+    if (!lease) return false;
+    lease->ensure_prepared(
+        "bench_w3_fetch",
+        "SELECT e.global_position, e.transaction_id::text, e.stream_id, e.stream_version, "
+          "e.event_id, e.event_type, e.schema_version, e.payload, "
+          "e.metadata->>'correlation_id', e.metadata->>'causation_id', "
+          "coalesce(e.metadata->>'principal', ''), "
+          "(extract(epoch FROM e.recorded_at) * 1000000)::int8 FROM deedkit.events e "
+          "WHERE e.stream_id = $1 AND e.stream_version >= $2 ORDER BY e.stream_version LIMIT 500");
+    pqxx::work tx(lease->connection());
+    std::size_t bytes = 0;
+    for (std::int64_t from = 1;; from += 500) {
+      const auto rows = tx.exec_prepared("bench_w3_fetch", stream, from);
+      for (const auto& row : rows) bytes += pqxx::binarystring(row[7]).size();
+      if (rows.size() < 500) break;
+    }
+    return bytes > 0;
+  });
+  const auto full = bench::run_load("W3 load, no snapshot", 1, duration, [&](int) {
+    auto unit = UnitOfWork::begin(pool);
+    return unit && without.load(*unit, stream).has_value();
+  });
+  const auto snapshot = bench::run_load("W3 load, snapshot", 1, duration, [&](int) {
+    auto unit = UnitOfWork::begin(pool);
+    return unit && with_snapshot.load(*unit, stream).has_value();
+  });
+  std::printf("W3 stream of %d events\n", event_count);
+  report(flags, floor, nullptr);
+  report(flags, full, &floor);
+  report(flags, snapshot, &floor);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") flags.quick = true;
+    if (i + 1 >= argc) continue;
+    if (arg == "--database") flags.database = argv[i + 1];
+    if (arg == "--seconds") flags.seconds = std::stod(argv[i + 1]);
+    if (arg == "--json") flags.json_path = argv[i + 1];
+  }
+  if (flags.quick) flags.seconds = 0.3;
+  if (auto migrated = migrate(flags.database); !migrated) {
+    std::fprintf(stderr, "bench_commands: %s\n", migrated.error().to_string().c_str());
+    return 1;
+  }
+
+  for (const int clients : {1, 4, 16}) {
+    ConnectionPool pool({.database_uri = flags.database, .max_connections = clients});
+    EventStore store(pool);
+    AssetHandler handler(store);
+    service::CommandCatalog catalog;
+    catalog.add(handler);
+    run_w1_full(flags, pool, catalog, clients);
+    run_w2(flags, pool, handler, clients);
+  }
+  ConnectionPool pool({.database_uri = flags.database, .max_connections = 2});
+  EventStore store(pool);
+  run_w3(flags, pool, store);
+  return 0;
+}
