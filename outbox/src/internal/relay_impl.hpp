@@ -1,0 +1,133 @@
+#pragma once
+
+// The relay's loop (relay.cpp: lifecycle, broker, leases, shutdown; relay_flow.cpp: rows
+// from the database to the broker and back). One thread runs everything except nats.c's
+// callbacks, which only push outcomes into the inbox.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "deedkit/outbox/relay.hpp"
+#include "internal/backoff.hpp"
+#include "internal/message_builder.hpp"
+#include "internal/partition_leases.hpp"
+#include "internal/publisher.hpp"
+#include "internal/relay_database.hpp"
+#include "internal/relay_log.hpp"
+#include "internal/stream_book.hpp"
+#include "internal/wake_signal.hpp"
+
+namespace deedkit {
+
+// Counts events per second over the last ten seconds.
+class RateWindow {
+ public:
+  void add(std::chrono::steady_clock::time_point now, std::uint64_t count);
+  double per_second(std::chrono::steady_clock::time_point now) const;
+
+ private:
+  static constexpr int kSeconds = 10;
+  std::int64_t second_of(std::chrono::steady_clock::time_point now) const;
+  std::array<std::uint64_t, kSeconds> counts_{};
+  std::array<std::int64_t, kSeconds> seconds_{};
+};
+
+class Relay::Impl {
+ public:
+  explicit Impl(RelayOptions options);
+  ~Impl();
+
+  Result<void> run();
+  void stop();
+  RelayMetrics metrics() const;
+
+ private:
+  using Clock = std::chrono::steady_clock;
+
+  // A database write the relay owes; kept in order until PostgreSQL takes it.
+  struct FailureWrite {
+    std::int64_t outbox_id = 0;
+    std::string stream_id;
+    int attempts = 0;
+    std::string reason;
+    bool dead_letter = false;
+  };
+
+  // relay.cpp
+  Result<void> start();
+  void step_leases(Clock::time_point now);
+  void step_broker(Clock::time_point now);
+  Clock::time_point next_wake(Clock::time_point now) const;
+  void shut_down();
+  bool database_ok(Clock::time_point now, const Result<void>& result);
+  void fail_fatally(Error error);
+  void update_metrics(Clock::time_point now);
+
+  // relay_flow.cpp
+  void step_fetch(Clock::time_point now);
+  void step_publish(Clock::time_point now);
+  void settle(std::vector<internal::PublishOutcome> outcomes, Clock::time_point now);
+  void step_database_writes(Clock::time_point now, bool flush_now);
+  void step_retention(Clock::time_point now);
+  void step_backlog(Clock::time_point now);
+  void refuse(const std::string& message_id, const std::string& reason, bool permanent,
+              Clock::time_point now);
+  void retry_lost(const std::string& message_id, const std::string& reason,
+                  Clock::time_point now);
+  std::vector<internal::PartitionRoom> room() const;
+
+  const RelayOptions options_;
+  // Declared before publisher_ so that it outlives nats.c's callbacks into it.
+  internal::OutcomeInbox inbox_;
+  std::optional<internal::MessageBuilder> builder_;
+  std::unique_ptr<internal::Publisher> publisher_;
+  internal::RelayDatabase database_;
+  internal::PartitionLeases leases_;
+  internal::StreamBook book_;
+  internal::WakeSignal wake_;
+  std::atomic<bool> stopping_{false};
+  bool started_ = false;
+  std::optional<Error> fatal_;
+
+  bool broker_ready_ = false;
+  internal::Backoff broker_backoff_;
+  internal::Backoff database_backoff_;
+  bool database_refused_ = false;  // a statement failed in a way retrying cannot fix
+  int lease_failures_ = 0;
+  // Consecutive failures per message id, for the backoff of a single row.
+  std::unordered_map<std::string, int> row_failures_;
+
+  std::vector<std::int64_t> to_mark_;
+  Clock::time_point mark_due_{};
+  std::deque<FailureWrite> failure_writes_;
+
+  bool fetch_requested_ = true;
+  std::array<bool, internal::kOutboxPartitions> more_waiting_{};
+  Clock::time_point next_poll_{};
+  Clock::time_point next_full_fetch_{};
+  Clock::time_point next_lease_{};
+  Clock::time_point next_retention_{};
+  Clock::time_point next_backlog_{};
+  std::int64_t retention_round_deleted_ = 0;
+
+  internal::WarnLimiter broker_warnings_;
+  internal::WarnLimiter database_warnings_;
+  internal::WarnLimiter row_warnings_;
+  internal::WarnLimiter order_errors_;
+
+  RateWindow rate_;
+  mutable std::mutex metrics_mutex_;
+  RelayMetrics metrics_;  // guarded by metrics_mutex_
+  RelayMetrics counters_;  // the loop's own copy, published into metrics_ each iteration
+};
+
+}  // namespace deedkit

@@ -1,0 +1,129 @@
+// Without a broker: JSON lines on stdout, and retention of published rows.
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
+
+#include "deedkit/outbox/relay.hpp"
+#include "deedkit/outbox/v1/envelope.pb.h"
+#include "relay_test_support.hpp"
+
+namespace deedkit::testing {
+namespace {
+
+class RelayStdoutTest : public RelayFixture {};
+
+TEST_F(RelayStdoutTest, WritesOneJsonLinePerEventInStreamOrder) {
+  ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+  std::map<std::string, std::vector<Uuid>> events;
+  for (const std::string stream_id : {"asset-1", "asset-2", "lease-1"}) {
+    events[stream_id] = write_outbox(pool, stream_id, 1, 4);
+    const auto more = write_outbox(pool, stream_id, 5, 2);
+    events[stream_id].insert(events[stream_id].end(), more.begin(), more.end());
+  }
+  SpawnedRelay relay(scratch(), "relay", relay_arguments(""));
+  relay.start();
+  ASSERT_TRUE(wait_until([&] { return count_rows("outbox", "published_at IS NULL") == 0; }))
+      << relay.log();
+  ASSERT_EQ(relay.terminate(), 0) << relay.log();
+
+  std::vector<StoredMessage> messages;
+  std::ifstream lines(relay.stdout_file());
+  for (std::string line; std::getline(lines, line);) {
+    google::protobuf::Struct parsed;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) << line;
+    const auto& fields = parsed.fields();
+    const auto& headers = fields.at("headers").struct_value().fields();
+    deedkit::outbox::v1::Envelope envelope;
+    std::string envelope_json;
+    ASSERT_TRUE(google::protobuf::util::MessageToJsonString(fields.at("envelope"),
+                                                            &envelope_json).ok());
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(envelope_json, &envelope).ok());
+
+    const std::string category = envelope.stream_id().substr(0, envelope.stream_id().find('-'));
+    EXPECT_EQ(fields.at("subject").string_value(),
+              "deedkit." + category + ".deedkit_test_v1_Happened");
+    EXPECT_EQ(headers.at("Nats-Msg-Id").string_value(), envelope.event_id());
+    EXPECT_EQ(envelope.principal(), "tester");
+    EXPECT_EQ(envelope.payload().size(), 16u);
+    messages.push_back({0, fields.at("subject").string_value(), envelope.event_id(),
+                        envelope.stream_id(), envelope.stream_version(), {}});
+  }
+  EXPECT_EQ(messages.size(), 18u);
+  EXPECT_EQ(check_exactly_once_in_order(messages, events), "");
+}
+
+TEST_F(RelayStdoutTest, RetentionDeletesOnlyRowsPublishedLongerAgoThanTheRetention) {
+  ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+  for (int stream = 0; stream < 5; ++stream) {
+    write_outbox(pool, "old-" + std::to_string(stream), 1, 5);
+  }
+  query_value(database_uri(),
+              "UPDATE deedkit.outbox SET published_at = now() - interval '2 days'; SELECT 1");
+  for (int stream = 0; stream < 3; ++stream) {
+    write_outbox(pool, "new-" + std::to_string(stream), 1, 4);
+  }
+  SpawnedRelay relay(scratch(), "relay",
+                     relay_arguments("", {"--retain", "1h", "--retention-interval", "100ms",
+                                          "--retention-batch", "7"}));
+  relay.start();
+
+  const bool pruned = wait_until([&] {
+    return count_rows("outbox", "stream_id LIKE 'old-%'") == 0 &&
+           count_rows("outbox", "published_at IS NULL") == 0;
+  });
+
+  ASSERT_TRUE(pruned) << relay.log();
+  EXPECT_EQ(count_rows("outbox", "stream_id LIKE 'new-%' AND published_at IS NOT NULL"), 12)
+      << "rows published just now must be kept";
+  EXPECT_NE(relay.log().find("retention: deleted 25 rows"), std::string::npos) << relay.log();
+  EXPECT_EQ(relay.terminate(), 0);
+}
+
+TEST_F(RelayStdoutTest, InProcessRelayReportsMetricsAndStopsCleanly) {
+  ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+  for (int stream = 0; stream < 4; ++stream) {
+    write_outbox(pool, "metrics-" + std::to_string(stream), 1, 5);
+  }
+  std::FILE* lines = std::tmpfile();
+  ASSERT_NE(lines, nullptr);
+  Relay relay(RelayOptions{.database_uri = database_uri(), .json_lines = lines});
+  Result<void> finished;
+  std::thread runner([&] { finished = relay.run(); });
+
+  const bool published = wait_until([&] { return relay.metrics().published == 20; });
+  relay.stop();
+  runner.join();
+
+  EXPECT_TRUE(published) << "published " << relay.metrics().published;
+  EXPECT_TRUE(finished.has_value()) << finished.error().to_string();
+  const RelayMetrics metrics = relay.metrics();
+  EXPECT_EQ(metrics.duplicates, 0u);
+  EXPECT_EQ(metrics.dead_letters, 0u);
+  EXPECT_FALSE(metrics.fatal_error.has_value());
+  EXPECT_EQ(metrics.owned_partitions, 0) << "a stopped relay holds no partitions";
+  EXPECT_EQ(count_rows("outbox", "published_at IS NULL"), 0);
+  std::fclose(lines);
+}
+
+TEST_F(RelayStdoutTest, RefusesUnusableOptionsBeforeTouchingAnyServer) {
+  RelayOptions options{.database_uri = "host=/nonexistent"};
+  options.subject_template = "deedkit.{nope}";
+
+  Relay relay(options);
+  const auto finished = relay.run();
+
+  ASSERT_FALSE(finished.has_value());
+  EXPECT_EQ(finished.error().code, ErrorCode::kInvalidArgument);
+  const auto fatal = relay.metrics().fatal_error;
+  ASSERT_TRUE(fatal.has_value()) << "the metrics must show why the relay stopped";
+  EXPECT_EQ(fatal->code, ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace deedkit::testing

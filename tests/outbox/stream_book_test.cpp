@@ -1,0 +1,130 @@
+// The relay's ordering rule, without servers: one row per stream in flight, lowest version
+// first, and a failed row blocks its stream.
+
+#include <gtest/gtest.h>
+
+#include "internal/stream_book.hpp"
+
+namespace deedkit::internal {
+namespace {
+
+using Clock = StreamBook::Clock;
+
+OutboxRow row(std::int64_t outbox_id, const std::string& stream, std::int64_t version,
+              int partition = 0) {
+  OutboxRow made;
+  made.outbox_id = outbox_id;
+  made.event_id = stream + "/" + std::to_string(version);
+  made.stream_id = stream;
+  made.stream_version = version;
+  made.partition = partition;
+  return made;
+}
+
+std::vector<std::string> ids(const std::vector<const OutboxRow*>& rows) {
+  std::vector<std::string> names;
+  for (const OutboxRow* started : rows) names.push_back(started->event_id);
+  return names;
+}
+
+class StreamBookTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    book.set_owned(0, true);
+    book.set_owned(1, true);
+  }
+  StreamBook book;
+  const Clock::time_point now = Clock::now();
+};
+
+TEST_F(StreamBookTest, StartsOnlyTheLowestVersionOfEachStream) {
+  book.add(row(3, "a", 2));
+  book.add(row(1, "a", 1));
+  book.add(row(2, "b", 1));
+
+  const auto started = book.start_ready(now, 10);
+
+  EXPECT_EQ(ids(started), (std::vector<std::string>{"a/1", "b/1"}));
+  EXPECT_TRUE(book.start_ready(now, 10).empty()) << "a/2 must wait for a/1's acknowledgement";
+}
+
+TEST_F(StreamBookTest, StartsTheNextVersionOnlyAfterThePreviousIsPublished) {
+  book.add(row(1, "a", 1));
+  book.add(row(2, "a", 2));
+  book.start_ready(now, 10);
+
+  book.published("a/1");
+
+  EXPECT_EQ(ids(book.start_ready(now, 10)), (std::vector<std::string>{"a/2"}));
+  EXPECT_EQ(book.row_count(), 1u);
+}
+
+TEST_F(StreamBookTest, FailedRowStaysFirstAndBlocksItsStreamUntilItsRetry) {
+  book.add(row(1, "a", 1));
+  book.add(row(2, "a", 2));
+  book.add(row(3, "b", 1));
+  book.start_ready(now, 10);
+
+  book.retry_later("a/1", now + std::chrono::seconds(5));
+  book.published("b/1");
+
+  EXPECT_TRUE(book.start_ready(now + std::chrono::seconds(1), 10).empty());
+  EXPECT_EQ(ids(book.start_ready(now + std::chrono::seconds(5), 10)),
+            (std::vector<std::string>{"a/1"}));
+}
+
+TEST_F(StreamBookTest, RespectsTheLimitOnRowsInFlight) {
+  for (int stream = 0; stream < 5; ++stream) book.add(row(stream, "s" + std::to_string(stream), 1));
+
+  EXPECT_EQ(book.start_ready(now, 2).size(), 2u);
+  EXPECT_EQ(book.in_flight_count(), 2u);
+  EXPECT_EQ(book.start_ready(now, 10).size(), 3u);
+}
+
+TEST_F(StreamBookTest, ParkedStreamIsForgottenWithAllItsRows) {
+  book.add(row(1, "a", 1));
+  book.add(row(2, "a", 2));
+  book.start_ready(now, 10);
+
+  book.hold("a/1");
+  EXPECT_TRUE(book.start_ready(now, 10).empty()) << "a held stream must not publish";
+  book.park("a");
+
+  EXPECT_EQ(book.row_count(), 0u);
+  EXPECT_TRUE(book.held_ids().empty());
+}
+
+TEST_F(StreamBookTest, LostConnectionPutsEveryRowInFlightBackInLine) {
+  book.add(row(1, "a", 1));
+  book.add(row(2, "b", 1));
+  book.start_ready(now, 10);
+
+  EXPECT_EQ(book.abandon_in_flight(), 2u);
+
+  EXPECT_EQ(ids(book.start_ready(now, 10)), (std::vector<std::string>{"a/1", "b/1"}));
+}
+
+TEST_F(StreamBookTest, GivingUpAPartitionKeepsItsRowInFlightUntilItSettles) {
+  book.add(row(1, "a", 1, 1));
+  book.add(row(2, "a", 2, 1));
+  book.start_ready(now, 10);
+
+  book.set_owned(1, false);
+  EXPECT_TRUE(book.busy(1));
+  book.published("a/1");
+
+  EXPECT_FALSE(book.busy(1));
+  EXPECT_EQ(book.row_count(), 0u) << "rows of a partition given up are forgotten";
+  EXPECT_EQ(book.add(row(3, "c", 1, 1)), StreamBook::Added::kNotOwned);
+}
+
+TEST_F(StreamBookTest, ReportsARowOlderThanTheOneInFlight) {
+  book.add(row(5, "a", 2));
+  book.start_ready(now, 10);
+
+  EXPECT_EQ(book.add(row(4, "a", 1)), StreamBook::Added::kBehindInFlight);
+  EXPECT_EQ(book.add(row(5, "a", 2)), StreamBook::Added::kAlreadyHeld);
+}
+
+}  // namespace
+}  // namespace deedkit::internal

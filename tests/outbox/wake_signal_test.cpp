@@ -1,0 +1,55 @@
+// When the relay decides to fetch again, without servers.
+
+#include <gtest/gtest.h>
+
+#include "internal/wake_signal.hpp"
+
+namespace deedkit::internal {
+namespace {
+
+OutboxPoll poll(std::int64_t sequence, const std::string& snapshot) {
+  return {sequence, *Snapshot::parse(snapshot)};
+}
+
+TEST(WakeSignalTest, ParsesSnapshots) {
+  const auto snapshot = Snapshot::parse("745:750:747,745");
+
+  ASSERT_TRUE(snapshot.has_value());
+  EXPECT_EQ(snapshot->xmin, 745u);
+  EXPECT_EQ(snapshot->xmax, 750u);
+  EXPECT_EQ(snapshot->running, (std::vector<std::uint64_t>{745, 747}));
+  EXPECT_FALSE(Snapshot::parse("745:").has_value());
+  EXPECT_TRUE(Snapshot::parse("10:10:").has_value());
+}
+
+TEST(WakeSignalTest, FetchesWhenTheSequenceMoves) {
+  WakeSignal signal;
+  EXPECT_TRUE(signal.moved(poll(5, "10:10:"))) << "nothing fetched yet";
+  signal.fetched(poll(5, "10:10:"));
+
+  EXPECT_FALSE(signal.moved(poll(5, "10:12:")));
+  EXPECT_TRUE(signal.moved(poll(6, "10:12:")));
+}
+
+TEST(WakeSignalTest, LooksOnceMoreAfterTheSequenceMoved) {
+  WakeSignal signal;
+  signal.fetched(poll(5, "10:10:"));
+  signal.fetched(poll(6, "10:11:"));
+
+  // The writer of id 6 may have had no transaction id at that check: look again once.
+  EXPECT_TRUE(signal.moved(poll(6, "11:11:")));
+  signal.fetched(poll(6, "11:11:"));
+  EXPECT_FALSE(signal.moved(poll(6, "11:11:")));
+}
+
+TEST(WakeSignalTest, FetchesWhenATransactionRunningAtTheLastFetchEnds) {
+  WakeSignal signal;
+  signal.fetched(poll(5, "8:12:8,9"));
+
+  EXPECT_FALSE(signal.moved(poll(5, "8:13:8,9,12")));
+  EXPECT_TRUE(signal.moved(poll(5, "8:13:8,12"))) << "9 ended: its rows may be visible now";
+  EXPECT_TRUE(signal.moved(poll(5, "9:13:9"))) << "8 ended";
+}
+
+}  // namespace
+}  // namespace deedkit::internal
