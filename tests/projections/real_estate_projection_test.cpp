@@ -1,0 +1,208 @@
+// The reference read models against scripted histories: each equals the fold of the whole
+// log, and the rules the documentation states hold row by row.
+
+#include <gtest/gtest.h>
+
+#include "deedkit/projections/real_estate.hpp"
+#include "projection_fixture.hpp"
+#include "real_estate_fold.hpp"
+#include "real_estate_script.hpp"
+#include "test_database.hpp"
+
+namespace deedkit::testing {
+namespace {
+
+class RealEstateProjectionTest : public ProjectionTest {
+ protected:
+  void SetUp() override {
+    ProjectionTest::SetUp();
+    script_ = std::make_unique<RealEstateScript>(store());
+  }
+
+  // Runs both projections until they have applied the whole log, then stops them.
+  void project() {
+    ProjectionRunner runner(pool(), all_, fast_options());
+    runner.start();
+    wait_until_caught_up(all_);
+    runner.stop();
+  }
+
+  void expect_views_equal_fold() {
+    const LogFold fold = fold_log(store(), database_today(database_uri()));
+    expect_same_models(fold.models, read_views(database_uri()));
+  }
+
+  std::string summary_column(const std::string& column, const std::string& asset_id) {
+    return query_value(database_uri(), "SELECT coalesce(" + column +
+                                           "::text, 'NULL') FROM deedkit_read.asset_summary "
+                                           "WHERE asset_id = '" + asset_id + "'");
+  }
+
+  RealEstateScript& script() { return *script_; }
+
+  realestate::AssetsProjection assets_;
+  realestate::RentRollProjection rent_roll_;
+  const std::vector<const Projection*> all_{&assets_, &rent_roll_};
+
+ private:
+  std::unique_ptr<RealEstateScript> script_;
+};
+
+TEST_F(RealEstateProjectionTest, AssetViewsEqualTheFoldOfAScriptedHistory) {
+  const std::string alice = fresh_id();
+  const std::string bob = fresh_id();
+  const std::string carol = fresh_id();
+
+  const std::string canal = script().register_asset(alice, "Canal house", "Amsterdam", 900000);
+  script().update_details(canal, "Canal house, renovated", "Amsterdam");
+  script().reappraise(canal, 950000);
+  script().list(canal, 1000000);
+  script().accept_offer(canal, bob, 980000);
+  script().complete_sale(canal);
+
+  const std::string loft = script().register_asset(alice, "Loft", "Rotterdam", 400000);
+  script().list(loft, 450000);
+  script().withdraw(loft);
+  script().list(loft, 430000);
+
+  const std::string barn = script().register_asset(bob, "Barn", "Utrecht", 150000, "CHF");
+  script().archive(barn);
+  const std::string mill = script().register_asset(carol, "Mill", "Zaandam", 300000, "CHF");
+  script().list(mill, 350000, "CHF");
+  script().accept_offer(mill, alice, 340000, "CHF");
+
+  project();
+
+  expect_views_equal_fold();
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.asset_summary"), 4);
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.active_listings"), 1)
+      << "only the loft is listed at the end";
+}
+
+TEST_F(RealEstateProjectionTest, AskingPriceIsShownOnlyWhileTheAssetIsListed) {
+  const std::string owner = fresh_id();
+  const std::string asset = script().register_asset(owner, "Villa", "Haarlem", 500000);
+  script().list(asset, 600000);
+  project();
+  EXPECT_EQ(summary_column("asking_price_minor", asset), "600000");
+  EXPECT_EQ(summary_column("status", asset), "LISTED");
+
+  script().accept_offer(asset, fresh_id(), 590000);
+  project();
+  EXPECT_EQ(summary_column("asking_price_minor", asset), "NULL")
+      << "an asset under contract is no longer offered at a price";
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.active_listings"), 0);
+  expect_views_equal_fold();
+}
+
+TEST_F(RealEstateProjectionTest, SaleMovesTheAssetToTheBuyersPortfolio) {
+  const std::string seller = fresh_id();
+  const std::string buyer = fresh_id();
+  const std::string kept = script().register_asset(seller, "Kept", "Delft", 100000);
+  const std::string sold = script().register_asset(seller, "Sold", "Delft", 250000);
+  script().list(sold, 300000);
+  script().accept_offer(sold, buyer, 290000);
+  script().complete_sale(sold);
+  script().reappraise(kept, 120000);
+
+  project();
+
+  EXPECT_EQ(query_value(database_uri(),
+                        "SELECT asset_count || '/' || total_valuation_minor FROM "
+                        "deedkit_read.portfolio WHERE owner_id = '" + seller + "'"),
+            "1/120000");
+  EXPECT_EQ(query_value(database_uri(),
+                        "SELECT asset_count || '/' || total_valuation_minor FROM "
+                        "deedkit_read.portfolio WHERE owner_id = '" + buyer + "'"),
+            "1/250000")
+      << "the buyer's portfolio holds the asset at its valuation, not the price paid";
+  EXPECT_EQ(summary_column("owner_id", sold), buyer);
+  expect_views_equal_fold();
+}
+
+TEST_F(RealEstateProjectionTest, ArchivedAssetsLeaveThePortfolio) {
+  const std::string owner = fresh_id();
+  const std::string asset = script().register_asset(owner, "Shed", "Leiden", 20000);
+  project();
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.portfolio WHERE owner_id = '" +
+                      owner + "'"),
+            1);
+
+  script().archive(asset);
+  project();
+
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.portfolio WHERE owner_id = '" +
+                      owner + "'"),
+            0)
+      << "an owner with no live assets has no portfolio row";
+  EXPECT_EQ(summary_column("status", asset), "ARCHIVED");
+  expect_views_equal_fold();
+}
+
+TEST_F(RealEstateProjectionTest, RentRollEqualsTheFoldOfAScriptedHistory) {
+  const std::string asset = script().register_asset(fresh_id(), "Flat", "Breda", 200000);
+  const std::string paid_up = script().draft_lease(asset, fresh_id(), 1200, "2020-01-15",
+                                                   "2020-12-31");
+  script().sign(paid_up);
+  for (const char* period : {"2020-01", "2020-02", "2020-03", "2020-11"}) {
+    script().pay(paid_up, period, 1200);
+  }
+  script().terminate(paid_up, "2020-06-30");
+
+  const std::string future = script().draft_lease(asset, fresh_id(), 900, "2090-03-01",
+                                                  "2091-02-28", "CHF");
+  script().sign(future);
+  script().pay(future, "2090-03", 900, "CHF");
+  script().draft_lease(asset, fresh_id(), 700, "2021-01-01", "2021-12-31");  // never signed
+
+  project();
+
+  expect_views_equal_fold();
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.rent_roll WHERE lease_id = '" +
+                      paid_up + "'"),
+            7)
+      << "January to June are due; November was paid in advance and stays, due 0";
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.rent_roll WHERE lease_id = '" +
+                      future + "'"),
+            12);
+}
+
+TEST_F(RealEstateProjectionTest, RentRollStatusIsPaidDueOrOverdue) {
+  const std::string asset = script().register_asset(fresh_id(), "Flat", "Breda", 200000);
+  const std::string past = script().draft_lease(asset, fresh_id(), 1000, "2020-01-01",
+                                                "2020-02-29");
+  script().sign(past);
+  script().pay(past, "2020-01", 1000);
+  const std::string future = script().draft_lease(asset, fresh_id(), 1000, "2090-01-01",
+                                                  "2090-01-31");
+  script().sign(future);
+
+  project();
+
+  auto status = [&](const std::string& lease, const std::string& period) {
+    return query_value(database_uri(), "SELECT status FROM deedkit_read.rent_roll WHERE "
+                                       "lease_id = '" + lease + "' AND period = '" + period +
+                                           "'");
+  };
+  EXPECT_EQ(status(past, "2020-01"), "paid");
+  EXPECT_EQ(status(past, "2020-02"), "overdue") << "unpaid after its first day";
+  EXPECT_EQ(status(future, "2090-01"), "due") << "unpaid but not yet due";
+}
+
+TEST_F(RealEstateProjectionTest, ListingsAreIndexedForPriceRangesWithinACity) {
+  project();
+
+  const std::string definitions = query_value(
+      database_uri(),
+      "SELECT string_agg(indexdef, ' ; ' ORDER BY indexdef) FROM pg_indexes "
+      "WHERE schemaname = 'deedkit_read_data' AND tablename LIKE 'asset_summary_g%'");
+  EXPECT_NE(definitions.find("(asking_price_minor) WHERE (status = 'LISTED'::text)"),
+            std::string::npos)
+      << definitions;
+  EXPECT_NE(definitions.find("(city, asking_price_minor) WHERE (status = 'LISTED'::text)"),
+            std::string::npos)
+      << definitions;
+}
+
+}  // namespace
+}  // namespace deedkit::testing

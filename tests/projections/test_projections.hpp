@@ -1,0 +1,74 @@
+#pragma once
+
+// Projections made for testing the runner.
+//
+// LedgerProjection writes one row per event it applies, keyed by event id with no ON
+// CONFLICT: applying any event twice is a unique violation, which stops the projection and
+// shows in its status. Its row count is therefore exactly the number of events applied.
+// While `fail_on_poison` is set, an event of type "test.Poison" fails to apply.
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "deedkit/projections/projection.hpp"
+#include "deedkit/projections/sql_array.hpp"
+
+namespace deedkit::testing {
+
+inline const std::string kHappened = "test.Happened";
+inline const std::string kPoison = "test.Poison";
+
+class LedgerProjection final : public Projection {
+ public:
+  LedgerProjection(std::string name, std::vector<std::string> types, int version = 1,
+                   const std::atomic<bool>* fail_on_poison = nullptr)
+      : name_(std::move(name)),
+        types_(std::move(types)),
+        version_(version),
+        fail_on_poison_(fail_on_poison) {}
+
+  std::string_view name() const override { return name_; }
+  int version() const override { return version_; }
+  std::vector<std::string> event_types() const override { return types_; }
+
+  std::vector<ProjectionTable> tables() const override {
+    return {{"ledger",
+             "event_id uuid PRIMARY KEY, global_position bigint NOT NULL, "
+             "stream_id text NOT NULL, version integer NOT NULL",
+             {"(global_position)"}}};
+  }
+
+  // The view is named after the projection, so several ledgers can share a database.
+  std::vector<ProjectionView> views() const override {
+    return {{name_, "SELECT event_id, global_position, stream_id, version FROM {ledger}"}};
+  }
+
+  Result<void> apply(ApplyContext& context, EventBatch events) const override {
+    SqlArray ids, positions, streams, versions;
+    for (const RecordedEvent* event : events) {
+      if (fail_on_poison_ && fail_on_poison_->load() && event->event_type == kPoison) {
+        return fail(ErrorCode::kInvalidArgument,
+                    "poison event " + to_string(event->event_id) + " refused");
+      }
+      ids.add(event->event_id);
+      positions.add(event->global_position);
+      streams.add(event->stream_id);
+      versions.add(static_cast<std::int64_t>(version_));
+    }
+    context.tx().exec_prepared(
+        context.prepare("insert",
+                        "INSERT INTO {ledger} SELECT * FROM unnest($1::uuid[], $2::int8[], "
+                        "$3::text[], $4::int4[])"),
+        ids.str(), positions.str(), streams.str(), versions.str());
+    return {};
+  }
+
+ private:
+  std::string name_;
+  std::vector<std::string> types_;
+  int version_;
+  const std::atomic<bool>* fail_on_poison_;
+};
+
+}  // namespace deedkit::testing
