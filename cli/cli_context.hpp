@@ -43,5 +43,12 @@ std::optional<std::string> configured_nats(const GlobalOptions& options);
 
 void add_migrate_command(CLI::App& app, GlobalOptions& options);
 void add_db_command(CLI::App& app, GlobalOptions& options);
+void add_projections_command(CLI::App& app, GlobalOptions& options);
+void add_serve_command(CLI::App& app, GlobalOptions& options);
+void add_relay_command(CLI::App& app, GlobalOptions& options);
+void add_outbox_command(CLI::App& app, GlobalOptions& options);
+void add_streams_command(CLI::App& app, GlobalOptions& options);
+void add_up_command(CLI::App& app, GlobalOptions& options);
+void add_demo_command(CLI::App& app, GlobalOptions& options);
 
 }  // namespace deedkit::cli

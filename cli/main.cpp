@@ -1,9 +1,30 @@
 // deedkit: one command for migrating, serving, relaying, projecting and inspecting.
 
+#include <cstdio>
+#include <string_view>
+
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cli_context.hpp"
+
+namespace {
+
+// The first argument that is neither a global option nor its value: the command's name.
+const char* first_command_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view argument = argv[i];
+    if (argument == "--database" || argument == "--nats" || argument == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (argument.starts_with("-")) continue;
+    return argv[i];
+  }
+  return nullptr;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"deedkit: an event-sourced domain engine on PostgreSQL"};
@@ -21,6 +42,23 @@ int main(int argc, char** argv) {
 
   deedkit::cli::add_migrate_command(app, options);
   deedkit::cli::add_db_command(app, options);
+  deedkit::cli::add_projections_command(app, options);
+  deedkit::cli::add_serve_command(app, options);
+  deedkit::cli::add_relay_command(app, options);
+  deedkit::cli::add_outbox_command(app, options);
+  deedkit::cli::add_streams_command(app, options);
+  deedkit::cli::add_up_command(app, options);
+  deedkit::cli::add_demo_command(app, options);
+
+  // CLI11 reports a mistyped command as "a subcommand is required"; name it instead.
+  if (const char* word = first_command_word(argc, argv); word != nullptr) {
+    try {
+      app.get_subcommand(word);
+    } catch (const CLI::OptionNotFound&) {
+      std::fprintf(stderr, "deedkit: unknown command '%s'; 'deedkit --help' lists them\n", word);
+      return 2;
+    }
+  }
 
   CLI11_PARSE(app, argc, argv);
   return 0;

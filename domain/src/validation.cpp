@@ -167,7 +167,12 @@ std::string describe(const v1::Money& money) {
 
 std::string quoted(std::string_view text) {
   if (text.size() <= kMaxQuotedLength) return "\"" + std::string(text) + "\"";
-  return "\"" + std::string(text.substr(0, kMaxQuotedLength)) + "...\"";
+
+  // Never cut inside a UTF-8 character: back off over continuation bytes (10xxxxxx) to the
+  // start of the character the limit falls in, and leave that character out.
+  std::size_t cut = kMaxQuotedLength;
+  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;
+  return "\"" + std::string(text.substr(0, cut)) + "...\"";
 }
 
 }  // namespace deedkit::realestate::internal

@@ -65,7 +65,8 @@ Check check_period(std::string_view text);
 // "125000 EUR": the amount in minor units and the currency, for reasons.
 std::string describe(const v1::Money& money);
 
-// `text` in double quotes for a reason, cut short if long: clients may send anything.
+// `text` in double quotes for a reason, cut short if long (on a UTF-8 character boundary,
+// so valid text stays valid): clients may send anything.
 std::string quoted(std::string_view text);
 
 }  // namespace deedkit::realestate::internal

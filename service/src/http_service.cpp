@@ -50,17 +50,28 @@ Result<std::map<std::string, std::string>> load_token_file(const std::string& pa
   std::ifstream in(path);
   if (!in) return fail(ErrorCode::kNotFound, "cannot read token file " + path);
 
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_token_lines(text.str(), path);
+}
+
+Result<std::map<std::string, std::string>> parse_token_lines(std::string_view text,
+                                                             std::string_view origin) {
   std::map<std::string, std::string> tokens;
+  std::istringstream lines{std::string(text)};
   int line_number = 0;
-  for (std::string line; std::getline(in, line);) {
+  for (std::string line; std::getline(lines, line);) {
     ++line_number;
     if (line.empty() || line[0] == '#') continue;
     std::istringstream fields(line);
     std::string token;
     std::string principal;
     std::string extra;
-    if (!(fields >> token >> principal) || (fields >> extra)) {
-      return fail(ErrorCode::kInvalidArgument, path + ":" + std::to_string(line_number) +
+    // No first field: the line is whitespace only, and as blank as an empty one.
+    if (!(fields >> token)) continue;
+    if (!(fields >> principal) || (fields >> extra)) {
+      return fail(ErrorCode::kInvalidArgument, std::string(origin) + ":" +
+                                                   std::to_string(line_number) +
                                                    ": expected 'token principal'");
     }
     tokens[token] = principal;
@@ -167,13 +178,14 @@ void HttpService::install_routes() {
     send_problem(response, {500, "internal", "Internal error", "see the service log", ""});
   });
 
-  server.set_logger([this](const httplib::Request& request, const httplib::Response& response) {
+  server.set_logger([this](const httplib::Request&, const httplib::Response& response) {
     const auto elapsed = std::chrono::duration<double, std::milli>(
                              std::chrono::steady_clock::now() - request_started)
                              .count();
     metrics_.count_request(request_route, response.status);
-    spdlog::info("http {} {} status={} latency_ms={:.2f} replayed={}", request.method,
-                 request_route, response.status, elapsed,
+    // The route names the method already ("POST /v1/commands/{name}").
+    spdlog::info("http {} status={} latency_ms={:.2f} replayed={}", request_route,
+                 response.status, elapsed,
                  response.has_header("Idempotent-Replayed") ? "true" : "false");
   });
 

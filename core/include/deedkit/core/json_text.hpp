@@ -9,7 +9,10 @@
 namespace deedkit {
 
 // Appends `value` as a quoted JSON string, escaping quotes, backslashes and control
-// characters. Bytes >= 0x80 pass through unchanged (the input is expected to be UTF-8).
+// characters. Well-formed UTF-8 passes through unchanged; each byte that is not part of a
+// well-formed sequence becomes \ufffd (the replacement character), so the result is valid
+// JSON whatever `value` holds: error messages quote client input, principals come from
+// files, and neither is guaranteed to be UTF-8.
 void append_json_string(std::string& out, std::string_view value);
 
 inline std::string json_string(std::string_view value) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "deedkit/commands/command_handler.hpp"
@@ -45,6 +46,14 @@ struct ServiceOptions {
 // the line that is malformed; kNotFound when the file cannot be read.
 [[nodiscard]] Result<std::map<std::string, std::string>> load_token_file(
     const std::string& path);
+
+// The parsing half of load_token_file, over text already read: one "token principal" pair
+// per line, separated by whitespace. Lines that are empty, hold only whitespace (a CRLF
+// file's "\r"), or start with '#' are skipped; a later line for the same token wins.
+// kInvalidArgument as "<origin>:<line>: ..." for the first line that is not exactly two
+// fields.
+[[nodiscard]] Result<std::map<std::string, std::string>> parse_token_lines(
+    std::string_view text, std::string_view origin);
 
 class HttpService {
  public:

@@ -78,7 +78,10 @@ Result<CommandOutcome<D>> CommandHandler<D>::handle(UnitOfWork& unit,
                                                     const CommandContext& context) const {
   CommandOutcome<D> outcome;
   outcome.aggregate_id = D::aggregate_id(command);
-  if (outcome.aggregate_id.empty()) {
+  // A stream named by a UUID generated here cannot exist yet: loading it would only cost
+  // two round trips to learn that.
+  const bool fresh_stream = outcome.aggregate_id.empty();
+  if (fresh_stream) {
     outcome.aggregate_id = to_string(new_uuid());
     D::assign_aggregate_id(command, outcome.aggregate_id);
   }
@@ -86,7 +89,9 @@ Result<CommandOutcome<D>> CommandHandler<D>::handle(UnitOfWork& unit,
   outcome.created = D::creates_aggregate(command);
 
   for (outcome.attempts = 1;; ++outcome.attempts) {
-    auto loaded = load(unit, outcome.stream_id);
+    auto loaded = fresh_stream && outcome.attempts == 1
+                      ? Result<LoadedAggregate<D>>(LoadedAggregate<D>{})
+                      : load(unit, outcome.stream_id);
     if (!loaded) return std::unexpected(loaded.error());
 
     auto decision = D::decide(command, loaded->state);
@@ -128,9 +133,8 @@ Result<CommandOutcome<D>> CommandHandler<D>::handle(UnitOfWork& unit,
 template <Decider D>
 Result<CommandOutcome<D>> CommandHandler<D>::handle(typename D::Command command,
                                                     const CommandContext& context) const {
-  // Fix the id once, so every attempt targets the same aggregate.
-  if (D::aggregate_id(command).empty()) D::assign_aggregate_id(command, to_string(new_uuid()));
-
+  // A command that leaves its id to the engine gets a new one in each attempt; only an
+  // attempt that commits is ever seen, so the id stays stable for the caller.
   for (int attempt = 1;; ++attempt) {
     auto unit = UnitOfWork::begin(store_.pool());
     if (!unit) return std::unexpected(unit.error());
