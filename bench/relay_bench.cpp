@@ -1,0 +1,273 @@
+// W5 and W6: the outbox relay against NATS JetStream, next to the broker's own limit.
+//
+//   W5 floor  bare asynchronous JetStream publish of the same number and size of messages,
+//             with acknowledgements, through nats.c (the broker's limit on this machine).
+//   W5 relay  `deedkit relay` (a child process) draining the same number of outbox rows;
+//             its peak RSS at two backlog sizes shows memory does not grow with the backlog.
+//   W6        commit-to-broker latency at a steady 1,000 commands/s (one event each): the
+//             time from the writer's commit to a subscriber receiving the message.
+//
+//   bench_relay --database URI --nats URL [--rows N] [--json FILE] [--quick]
+
+#include <nats/nats.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <pqxx/nontransaction>
+
+#include "deedkit/eventstore/migrations.hpp"
+#include "deedkit/eventstore/unit_of_work.hpp"
+#include "deedkit/outbox/outbox_writer.hpp"
+#include "load_driver.hpp"
+
+namespace {
+
+using namespace deedkit;
+using Clock = std::chrono::steady_clock;
+
+struct Flags {
+  std::string database;
+  std::string nats;
+  std::string json_path;
+  long rows = 100000;
+  bool quick = false;
+};
+
+std::string pending_count(const std::string& database) {
+  pqxx::connection connection(database);
+  pqxx::nontransaction tx(connection);
+  return tx.exec("SELECT count(*) FROM deedkit.outbox WHERE published_at IS NULL")[0][0].c_str();
+}
+
+// Writes `rows` outbox rows of ~300-byte payloads over 1,000 streams, 1,000 per transaction.
+void fill_outbox(ConnectionPool& pool, long rows, const std::string& prefix) {
+  const std::string payload(300, 'p');
+  for (long written = 0; written < rows;) {
+    auto unit = UnitOfWork::begin(pool);
+    for (int i = 0; i < 1000 && written < rows; i += 16) {
+      std::vector<NewEvent> events;
+      for (int j = 0; j < 16 && written < rows; ++j, ++written) {
+        events.push_back({new_uuid(), "bench.Happened", 1, payload, {}});
+      }
+      const std::string stream = prefix + "-" + std::to_string(written % 1000) + "x" +
+                                 std::to_string(written);
+      if (!write_outbox_rows(*unit, stream, 1, events)) std::abort();
+    }
+    if (!unit->commit()) std::abort();
+  }
+}
+
+// Starts `deedkit relay` and returns its pid.
+pid_t start_relay(const Flags& flags) {
+  const pid_t child = ::fork();
+  if (child == 0) {
+    ::execl(DEEDKIT_BINARY, DEEDKIT_BINARY, "--log-level", "warn", "--database",
+            flags.database.c_str(), "--nats", flags.nats.c_str(), "relay", nullptr);
+    ::_exit(127);
+  }
+  return child;
+}
+
+// Stops the relay with SIGTERM and returns its peak RSS in MiB.
+double stop_relay(pid_t relay) {
+  ::kill(relay, SIGTERM);
+  int status = 0;
+  rusage usage{};
+  ::wait4(relay, &status, 0, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+bench::LoadResult drain_with_relay(const Flags& flags, ConnectionPool& pool, long rows,
+                                   double* peak_rss_mib) {
+  fill_outbox(pool, rows, "w5r" + std::to_string(rows));
+  const auto started = Clock::now();
+  const pid_t relay = start_relay(flags);
+  while (pending_count(flags.database) != "0") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  *peak_rss_mib = stop_relay(relay);
+
+  bench::LoadResult result;
+  result.name = "W5 relay drain " + std::to_string(rows);
+  result.clients = 1;
+  result.operations = rows;
+  result.per_second = static_cast<double>(rows) / seconds;
+  return result;
+}
+
+bench::LoadResult bare_publish(const Flags& flags, long messages) {
+  natsConnection* connection = nullptr;
+  jsCtx* jetstream = nullptr;
+  if (natsConnection_ConnectTo(&connection, flags.nats.c_str()) != NATS_OK) std::abort();
+  jsOptions options;
+  jsOptions_Init(&options);
+  options.PublishAsync.MaxPending = 512;
+  if (natsConnection_JetStream(&jetstream, connection, &options) != NATS_OK) std::abort();
+
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = "BENCHFLOOR";
+  const char* subjects[] = {"benchfloor.>"};
+  config.Subjects = subjects;
+  config.SubjectsLen = 1;
+  config.Storage = js_FileStorage;
+  jsStreamInfo* info = nullptr;
+  js_AddStream(&info, jetstream, &config, nullptr, nullptr);
+  if (info) jsStreamInfo_Destroy(info);
+
+  const std::string body(400, 'b');
+  const auto started = Clock::now();
+  for (long i = 0; i < messages; ++i) {
+    natsMsg* message = nullptr;
+    const std::string subject = "benchfloor.bench.Happened";
+    natsMsg_Create(&message, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+    const std::string id = to_string(new_uuid());
+    natsMsgHeader_Set(message, "Nats-Msg-Id", id.c_str());
+    if (js_PublishMsgAsync(jetstream, &message, nullptr) != NATS_OK) natsMsg_Destroy(message);
+  }
+  jsPubOptions wait;
+  jsPubOptions_Init(&wait);
+  wait.MaxWait = 60000;
+  js_PublishAsyncComplete(jetstream, &wait);
+  const double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  jsCtx_Destroy(jetstream);
+  natsConnection_Destroy(connection);
+
+  bench::LoadResult result;
+  result.name = "W5 floor: bare publish";
+  result.clients = 1;
+  result.operations = messages;
+  result.per_second = static_cast<double>(messages) / seconds;
+  return result;
+}
+
+struct LatencyProbe {
+  std::mutex mutex;
+  std::map<std::string, Clock::time_point> committed;  // guarded by mutex
+  std::vector<double> latencies_ms;                     // guarded by mutex
+};
+
+void on_message(natsConnection*, natsSubscription*, natsMsg* message, void* closure) {
+  const auto received = Clock::now();
+  auto* probe = static_cast<LatencyProbe*>(closure);
+  const char* id = nullptr;
+  if (natsMsgHeader_Get(message, "Nats-Msg-Id", &id) == NATS_OK && id) {
+    std::lock_guard lock(probe->mutex);
+    const auto found = probe->committed.find(id);
+    if (found != probe->committed.end()) {
+      probe->latencies_ms.push_back(
+          std::chrono::duration<double, std::milli>(received - found->second).count());
+      probe->committed.erase(found);
+    }
+  }
+  natsMsg_Destroy(message);
+}
+
+bench::LoadResult steady_latency(const Flags& flags, ConnectionPool& pool) {
+  LatencyProbe probe;
+  natsConnection* connection = nullptr;
+  natsSubscription* subscription = nullptr;
+  if (natsConnection_ConnectTo(&connection, flags.nats.c_str()) != NATS_OK) std::abort();
+  natsConnection_Subscribe(&subscription, connection, "deedkit.>", on_message, &probe);
+  natsConnection_Flush(connection);
+  const pid_t relay = start_relay(flags);
+
+  const int per_second = 1000;
+  const auto duration = std::chrono::seconds(flags.quick ? 1 : 10);
+  const auto started = Clock::now();
+  long sent = 0;
+  const std::string payload(300, 'p');
+  while (Clock::now() - started < duration) {
+    const auto due = started + std::chrono::microseconds(sent * 1000000 / per_second);
+    std::this_thread::sleep_until(due);
+    auto unit = UnitOfWork::begin(pool);
+    const NewEvent event{new_uuid(), "bench.Happened", 1, payload, {}};
+    if (!write_outbox_rows(*unit, "w6-" + std::to_string(sent), 1, std::span(&event, 1))) {
+      std::abort();
+    }
+    const std::string id = to_string(event.event_id);
+    if (!unit->commit()) std::abort();
+    {
+      std::lock_guard lock(probe.mutex);
+      probe.committed[id] = Clock::now();
+    }
+    ++sent;
+  }
+  while (pending_count(flags.database) != "0") {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  stop_relay(relay);
+  natsSubscription_Destroy(subscription);
+  natsConnection_Destroy(connection);
+
+  std::lock_guard lock(probe.mutex);
+  auto& latencies = probe.latencies_ms;
+  std::sort(latencies.begin(), latencies.end());
+  bench::LoadResult result;
+  result.name = "W6 commit-to-broker";
+  result.clients = 1;
+  result.operations = static_cast<long long>(latencies.size());
+  result.failures = sent - result.operations;
+  result.per_second = static_cast<double>(sent) / std::chrono::duration<double>(duration).count();
+  if (!latencies.empty()) {
+    result.p50_ms = latencies[latencies.size() / 2];
+    result.p99_ms = latencies[latencies.size() * 99 / 100];
+    result.max_ms = latencies.back();
+  }
+  return result;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags flags;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--quick") flags.quick = true;
+    if (i + 1 >= argc) continue;
+    if (arg == "--database") flags.database = argv[i + 1];
+    if (arg == "--nats") flags.nats = argv[i + 1];
+    if (arg == "--json") flags.json_path = argv[i + 1];
+    if (arg == "--rows") flags.rows = std::stol(argv[i + 1]);
+  }
+  if (flags.quick) flags.rows = 2000;
+  if (auto migrated = migrate(flags.database); !migrated) {
+    std::fprintf(stderr, "bench_relay: %s\n", migrated.error().to_string().c_str());
+    return 1;
+  }
+  ConnectionPool pool({.database_uri = flags.database, .max_connections = 2});
+
+  const auto floor = bare_publish(flags, flags.rows);
+  double small_rss = 0;
+  double large_rss = 0;
+  const auto small = drain_with_relay(flags, pool, flags.rows / 10, &small_rss);
+  const auto large = drain_with_relay(flags, pool, flags.rows, &large_rss);
+  const auto latency = steady_latency(flags, pool);
+
+  bench::print_row(floor, nullptr);
+  bench::print_row(small, &floor);
+  bench::print_row(large, &floor);
+  std::printf("W5 relay peak RSS: %.1f MiB draining %ld rows, %.1f MiB draining %ld rows\n",
+              small_rss, flags.rows / 10, large_rss, flags.rows);
+  bench::print_row(latency, nullptr);
+  if (!flags.json_path.empty()) {
+    bench::append_json(flags.json_path, floor, nullptr);
+    bench::append_json(flags.json_path, large, &floor);
+    bench::append_json(flags.json_path, latency, nullptr);
+  }
+  return 0;
+}
