@@ -29,6 +29,9 @@ const char* first_command_word(int argc, char** argv) {
 int main(int argc, char** argv) {
   CLI::App app{"deedkit: an event-sourced domain engine on PostgreSQL"};
   app.require_subcommand(1);
+  // Global options may follow the subcommand too ("deedkit relay --nats URL"); subcommands
+  // created after this inherit it.
+  app.fallthrough();
 
   deedkit::cli::GlobalOptions options;
   app.add_option("--database", options.database,

@@ -103,19 +103,21 @@ TEST(CliTest, PrivateDatabaseStartsIsSharedByTwoProcessesAndStops) {
   EXPECT_NE(run_deedkit(folder.path(), "db status").output.find("not created"),
             std::string::npos);
 
-  const CliRun started = run_deedkit(folder.path(), "db start");
-  ASSERT_EQ(started.status, 0) << started.output;
-  EXPECT_NE(started.output.find("running"), std::string::npos) << started.output;
-
-  // Two processes at once on the running cluster: both migrate (only one applies anything)
-  // and both list the same, empty log.
+  // Two processes at once on a folder with no cluster yet: one creates and starts it while
+  // the other waits on ./.deedkit/lock; both migrate (only one applies anything).
   auto first = std::async(std::launch::async,
                           [&] { return run_deedkit(folder.path(), "migrate"); });
   auto second = std::async(std::launch::async,
-                           [&] { return run_deedkit(folder.path(), "streams list"); });
+                           [&] { return run_deedkit(folder.path(), "migrate"); });
   const CliRun migrated = first.get();
-  const CliRun listed = second.get();
-  EXPECT_EQ(migrated.status, 0) << migrated.output;
+  const CliRun also_migrated = second.get();
+  ASSERT_EQ(migrated.status, 0) << migrated.output;
+  ASSERT_EQ(also_migrated.status, 0) << also_migrated.output;
+
+  const CliRun started = run_deedkit(folder.path(), "db start");
+  ASSERT_EQ(started.status, 0) << started.output;
+  EXPECT_NE(started.output.find("running"), std::string::npos) << started.output;
+  const CliRun listed = run_deedkit(folder.path(), "streams list");
   EXPECT_EQ(listed.status, 0) << listed.output;
 
   const CliRun again = run_deedkit(folder.path(), "db start");
@@ -130,6 +132,32 @@ TEST(CliTest, PrivateDatabaseStartsIsSharedByTwoProcessesAndStops) {
   const CliRun stopped = run_deedkit(folder.path(), "db stop");
   EXPECT_EQ(stopped.status, 0) << stopped.output;
   EXPECT_NE(stopped.output.find("stopped"), std::string::npos) << stopped.output;
+}
+
+// The README's first command: nothing configured, so the demo starts its own PostgreSQL
+// under ./.deedkit and its own nats-server.
+TEST(CliTest, DemoRunsOnThePrivateStackWithNothingConfigured) {
+  ScratchFolder folder;
+
+  const CliRun run = run_deedkit(folder.path(), "demo");
+  const CliRun stopped = run_deedkit(folder.path(), "db stop");
+
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("Summary:"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("read back 7 messages from JetStream"), std::string::npos)
+      << run.output;
+  EXPECT_EQ(stopped.status, 0) << stopped.output;
+}
+
+// Global options are accepted after the subcommand too, as in "deedkit relay --nats URL".
+TEST(CliTest, GlobalOptionsMayFollowTheSubcommand) {
+  const std::string database = create_database("cli_order_" + std::to_string(getpid()));
+  ScratchFolder folder;
+
+  const CliRun run = run_deedkit(folder.path(), "migrate --database '" + database + "'");
+
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_EQ(query_value(database, "SELECT count(*) > 0 FROM deedkit.schema_migrations"), "t");
 }
 
 }  // namespace
