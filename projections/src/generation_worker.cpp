@@ -260,6 +260,9 @@ void GenerationWorker::isolate_failure(const GlobalLogBatch& batch, const std::s
       "projection {} generation {}: a batch of {} events failed as a whole but every event "
       "applied on its own; continuing at {}",
       name_, generation_, events.size(), position_.to_string());
+  // The reader went on past the batch read ahead (and dropped) while this one failed; read
+  // again from the checkpoint, or that batch would be skipped.
+  loaded_ = false;
 }
 
 void GenerationWorker::record_failure(const RecordedEvent& event, const Error& error) {

@@ -87,6 +87,24 @@ TEST_F(RunnerTest, FollowsConcurrentWritersCommittingOutOfOrderWithoutSkipping) 
   EXPECT_EQ(status->live->events_applied, ledger_rows("ledger"));
 }
 
+// A batch that fails as a whole but whose events all apply one at a time: the runner applies
+// them singly and must then go on reading right after them. (It once went on after the batch
+// it had read ahead meanwhile, skipping that batch without a word.)
+TEST_F(RunnerTest, ABatchThatFailsOnlyAsAWholeIsAppliedSinglyAndNothingAfterItIsSkipped) {
+  const int batch_size = 8;
+  append(batch_size * 5);
+  const LedgerProjection singles("singles", {kHappened}, 1, nullptr, true);
+  const std::vector<const Projection*> projections{&singles};
+  ProjectionRunner runner(pool(), projections, fast_options(batch_size));
+  runner.start();
+
+  ASSERT_TRUE(wait_until_caught_up(projections));
+  runner.stop();
+
+  EXPECT_EQ(ledger_rows("singles"), query_int("SELECT count(*) FROM deedkit.events"))
+      << "events read ahead while a batch was being isolated were skipped";
+}
+
 class FailingProjectionTest : public RunnerTest {
  protected:
   void SetUp() override {

@@ -5,7 +5,9 @@
 // LedgerProjection writes one row per event it applies, keyed by event id with no ON
 // CONFLICT: applying any event twice is a unique violation, which stops the projection and
 // shows in its status. Its row count is therefore exactly the number of events applied.
-// While `fail_on_poison` is set, an event of type "test.Poison" fails to apply.
+// While `fail_on_poison` is set, an event of type "test.Poison" fails to apply. With
+// `fail_batches_of_more_than_one`, any apply of two or more events fails (as a custom
+// projection whose batched statement conflicts with itself would), while one at a time works.
 
 #include <atomic>
 #include <string>
@@ -22,11 +24,13 @@ inline const std::string kPoison = "test.Poison";
 class LedgerProjection final : public Projection {
  public:
   LedgerProjection(std::string name, std::vector<std::string> types, int version = 1,
-                   const std::atomic<bool>* fail_on_poison = nullptr)
+                   const std::atomic<bool>* fail_on_poison = nullptr,
+                   bool fail_batches_of_more_than_one = false)
       : name_(std::move(name)),
         types_(std::move(types)),
         version_(version),
-        fail_on_poison_(fail_on_poison) {}
+        fail_on_poison_(fail_on_poison),
+        fail_batches_(fail_batches_of_more_than_one) {}
 
   std::string_view name() const override { return name_; }
   int version() const override { return version_; }
@@ -45,6 +49,9 @@ class LedgerProjection final : public Projection {
   }
 
   Result<void> apply(ApplyContext& context, EventBatch events) const override {
+    if (fail_batches_ && events.size() > 1) {
+      return fail(ErrorCode::kInvalidArgument, "batches of more than one event refused");
+    }
     SqlArray ids, positions, streams, versions;
     for (const RecordedEvent* event : events) {
       if (fail_on_poison_ && fail_on_poison_->load() && event->event_type == kPoison) {
@@ -69,6 +76,7 @@ class LedgerProjection final : public Projection {
   std::vector<std::string> types_;
   int version_;
   const std::atomic<bool>* fail_on_poison_;
+  bool fail_batches_;
 };
 
 }  // namespace deedkit::testing
