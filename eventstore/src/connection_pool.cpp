@@ -78,7 +78,9 @@ Result<ConnectionLease> ConnectionPool::acquire() {
       return !idle_.empty() || open_ < options_.max_connections;
     });
     if (!ready) {
-      return fail(ErrorCode::kDeadlineExceeded,
+      // kUnavailable, not kDeadlineExceeded: to a caller this is "the database cannot take
+      // more work now, retry later" (HTTP 503), unlike a bounded wait on a request's own key.
+      return fail(ErrorCode::kUnavailable,
                   "all " + std::to_string(options_.max_connections) +
                       " database connections stayed busy for " +
                       std::to_string(options_.acquire_timeout.count()) + " ms");

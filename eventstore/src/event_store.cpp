@@ -132,6 +132,13 @@ Result<AppendResult> explain_short_append(const AppendTarget& target,
                       "WHERE stream_id = $1",
                       stream_id)[0]
           .as<std::int64_t>();
+  // Only an exact version or "no stream" can truly mismatch. With "any", or "stream exists"
+  // once it does, nothing written means a racing writer took the next version first: the
+  // statement is simply run again at the new end (kAborted never leaves append_rows).
+  const bool lost_race =
+      rows_written == 0 && (expected.is_any() || (expected.is_stream_exists() && actual > 0));
+  if (lost_race) return fail(ErrorCode::kAborted, "lost the race for the end of " + stream_id);
+
   // When nothing was written the transaction is still clean and the caller may reload and
   // try again in it; a partial write (a racing writer took only some of the versions) must
   // be rolled back.
@@ -143,8 +150,9 @@ Result<AppendResult> explain_short_append(const AppendTarget& target,
 
 // The append itself: one prepared statement per chunk of events. Throws libpqxx exceptions;
 // the callers map them.
-Result<AppendResult> append_rows(const AppendTarget& target, const std::string& stream_id,
-                                 ExpectedVersion expected, std::span<const NewEvent> events) {
+Result<AppendResult> append_rows_once(const AppendTarget& target, const std::string& stream_id,
+                                      ExpectedVersion expected,
+                                      std::span<const NewEvent> events) {
   std::size_t rows_written = 0;
   std::int64_t first_version = 0;
   std::int64_t last_version = 0;
@@ -178,6 +186,20 @@ Result<AppendResult> append_rows(const AppendTarget& target, const std::string& 
   return explain_short_append(target, stream_id, expected, events, rows_written);
 }
 
+Result<AppendResult> append_rows(const AppendTarget& target, const std::string& stream_id,
+                                 ExpectedVersion expected, std::span<const NewEvent> events) {
+  constexpr int kMaxRaces = 16;  // each lost race means another writer made progress
+  for (int race = 1;; ++race) {
+    auto appended = append_rows_once(target, stream_id, expected, events);
+    if (appended || appended.error().code != ErrorCode::kAborted) return appended;
+    if (race == kMaxRaces) {
+      return fail(ErrorCode::kConflict, "stream " + stream_id + " expected version " +
+                                            expected.to_string() + ": lost the race for its "
+                                            "end " + std::to_string(kMaxRaces) + " times");
+    }
+  }
+}
+
 }  // namespace
 
 Result<AppendResult> EventStore::append(UnitOfWork& unit, const std::string& stream_id,
@@ -201,9 +223,12 @@ Result<AppendResult> EventStore::append(const std::string& stream_id, ExpectedVe
     return std::unexpected(valid.error());
   }
 
-  // Up to one statement's worth of events needs no explicit transaction: a single INSERT is
-  // atomic on its own, and skipping BEGIN and COMMIT saves two round trips per append.
-  if (events.size() <= kMaxEventsPerStatement) {
+  // One event needs no explicit transaction: its INSERT is atomic on its own, and skipping
+  // BEGIN and COMMIT saves two round trips per append. Not so for several: when a racing
+  // writer takes some of their versions, ON CONFLICT DO NOTHING skips only those rows, and
+  // the others would commit on their own. They go through a transaction that such a partial
+  // write poisons and rolls back.
+  if (events.size() == 1) {
     auto lease = pool_.acquire();
     if (!lease) return std::unexpected(lease.error());
     try {
@@ -219,12 +244,22 @@ Result<AppendResult> EventStore::append(const std::string& stream_id, ExpectedVe
     }
   }
 
-  auto unit = UnitOfWork::begin(pool_);
-  if (!unit) return std::unexpected(unit.error());
-  auto appended = append(*unit, stream_id, expected, events);
-  if (!appended) return appended;
-  if (auto committed = unit->commit(); !committed) return std::unexpected(committed.error());
-  return appended;
+  // Several events in a transaction of their own. A racing writer that took only some of
+  // their versions poisons the unit; with "any" or "stream exists" that is no conflict, so
+  // the append runs again in a fresh one.
+  const bool any_version_will_do = expected.is_any() || expected.is_stream_exists();
+  constexpr int kMaxRaces = 16;
+  for (int race = 1;; ++race) {
+    auto unit = UnitOfWork::begin(pool_);
+    if (!unit) return std::unexpected(unit.error());
+    auto appended = append(*unit, stream_id, expected, events);
+    const bool lost_race = !appended && appended.error().code == ErrorCode::kConflict &&
+                           unit->poisoned() && any_version_will_do;
+    if (lost_race && race < kMaxRaces) continue;
+    if (!appended) return appended;
+    if (auto committed = unit->commit(); !committed) return std::unexpected(committed.error());
+    return appended;
+  }
 }
 
 Result<std::int64_t> EventStore::stream_version(UnitOfWork& unit,

@@ -70,6 +70,13 @@ Error database_error(std::string_view context) {
     // Administrator shutdown (57P01, e.g. pg_terminate_backend) and crash recovery (57P03,
     // "the database system is starting up") mean the server went away: retry later.
     const std::string& state = e.sqlstate();
+    // A lock wait that ran out (lock_timeout, which an idempotent command keeps set after
+    // its claim) is a transient contention like a deadlock: roll back and retry.
+    const bool lock_timeout =
+        state == "55P03" || std::string_view(e.what()).find("lock timeout") != std::string::npos;
+    if (lock_timeout) {
+      return {ErrorCode::kAborted, prefix + "lock wait timed out: " + e.what()};
+    }
     if (state.starts_with("57P") || state.starts_with("08")) {
       return {ErrorCode::kUnavailable, prefix + "database unavailable: " + e.what()};
     }

@@ -1,4 +1,5 @@
 #include <atomic>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -262,6 +263,83 @@ TEST_F(AppendTest, EightConcurrentWritersOnOneStreamGetEachVersionExactlyOnce) {
   const std::string expected = std::to_string(wins.load());
   EXPECT_EQ(count_and_max, expected + "/" + expected + "/" + expected)
       << "versions must be 1..wins with no holes and no duplicates";
+}
+
+// Racing multi-event appends at an exact version: each is all or nothing. (A racing writer
+// can take some of a batch's versions; the others must not be stored without them.)
+TEST_F(AppendTest, RacingMultiEventAppendsAreAllOrNothing) {
+  const std::string stream = fresh_stream();
+  constexpr int kThreads = 8;
+  constexpr int kAppendsPerThread = 20;
+  std::mutex mutex;
+  std::vector<std::vector<NewEvent>> batches;
+
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&] {
+      for (int i = 0; i < kAppendsPerThread; ++i) {
+        std::int64_t version = 0;
+        {
+          auto unit = UnitOfWork::begin(pool());
+          if (!unit) continue;
+          auto read = store().stream_version(*unit, stream);
+          if (!read) continue;
+          version = *read;
+        }
+        // Batches of different sizes: a shorter winner leaves a longer loser's later
+        // versions free, which is where a partial write could slip in.
+        auto events = make_events(1 + i % 3);
+        (void)store().append(stream, ExpectedVersion::exact(version), events);
+        std::lock_guard lock(mutex);
+        batches.push_back(std::move(events));
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+
+  int partial = 0;
+  for (const auto& batch : batches) {
+    std::string ids;
+    for (const auto& event : batch) {
+      ids += (ids.empty() ? "'" : ",'") + to_string(event.event_id) + "'";
+    }
+    const std::string stored = query_value(
+        database_uri(), "SELECT count(*) FROM deedkit.events WHERE event_id IN (" + ids + ")");
+    if (stored != "0" && stored != std::to_string(batch.size())) ++partial;
+  }
+  EXPECT_EQ(partial, 0) << "appends stored only some of their events";
+}
+
+// "any" and "stream exists" promise no particular version, so losing the race for the next
+// one to another writer is no conflict: every append succeeds.
+TEST_F(AppendTest, RacingAppendsWithAnyOrStreamExistsNeverConflict) {
+  const std::string stream = fresh_stream();
+  ASSERT_TRUE(store().append(stream, ExpectedVersion::no_stream(), make_events(1)));
+  constexpr int kThreads = 8;
+  constexpr int kAppendsPerThread = 25;
+  std::atomic<int> failures{0};
+
+  std::vector<std::thread> writers;
+  for (int t = 0; t < kThreads; ++t) {
+    writers.emplace_back([&, t] {
+      const auto expected = t % 2 ? ExpectedVersion::any() : ExpectedVersion::stream_exists();
+      for (int i = 0; i < kAppendsPerThread; ++i) {
+        auto appended = store().append(stream, expected, make_events(1 + i % 2));
+        if (!appended) {
+          ++failures;
+          ADD_FAILURE() << appended.error().to_string();
+        }
+      }
+    });
+  }
+  for (auto& writer : writers) writer.join();
+
+  EXPECT_EQ(failures.load(), 0);
+  const int events = 1 + kThreads * (kAppendsPerThread / 2 * 3 + kAppendsPerThread % 2);
+  EXPECT_EQ(query_value(database_uri(),
+                        "SELECT count(*) || '/' || max(stream_version) FROM deedkit.events "
+                        "WHERE stream_id = '" + stream + "'"),
+            std::to_string(events) + "/" + std::to_string(events));
 }
 
 }  // namespace

@@ -27,7 +27,7 @@ struct PoolOptions {
   // A libpq connection URI or key=value string; empty means libpq's PG* environment variables.
   std::string database_uri;
   int max_connections = 8;
-  // How long acquire() waits for a free connection before failing with kDeadlineExceeded.
+  // How long acquire() waits for a free connection before failing with kUnavailable.
   std::chrono::milliseconds acquire_timeout{5000};
   std::chrono::seconds health_check_after{30};
 };
@@ -72,7 +72,7 @@ class ConnectionPool {
 
   // Returns a healthy connection, opening one if the pool is below its bound.
   // Fails with kUnavailable when the server cannot be reached (the message carries libpq's
-  // reason, never the password), kDeadlineExceeded when all connections stay busy.
+  // reason, never the password) and also when all connections stay busy.
   [[nodiscard]] Result<ConnectionLease> acquire();
 
   const PoolOptions& options() const { return options_; }
