@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_context.hpp"
+#include "durations.hpp"
 #include "deedkit/outbox/relay.hpp"
 
 namespace deedkit::cli {
@@ -40,31 +41,6 @@ struct RelayCommandOptions {
   RelayDurations durations;
   RelayOptions relay;
 };
-
-std::optional<std::chrono::milliseconds> parse_duration(const std::string& text) {
-  std::size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) {
-    ++digits;
-  }
-  if (digits == 0 || digits > 12) return std::nullopt;
-  const long long value = std::stoll(text.substr(0, digits));
-  const std::string unit = text.substr(digits);
-  if (unit == "ms") return std::chrono::milliseconds(value);
-  if (unit == "s") return std::chrono::seconds(value);
-  if (unit == "m") return std::chrono::minutes(value);
-  if (unit == "h") return std::chrono::hours(value);
-  if (unit.empty() && value == 0) return std::chrono::milliseconds(0);
-  return std::nullopt;
-}
-
-const CLI::Validator kDuration(
-    [](std::string& text) {
-      return parse_duration(text) ? std::string()
-                                  : "'" + text + "' is not a duration like 500ms, 5s, 2m or 1h";
-    },
-    "DURATION");
-
-std::chrono::milliseconds duration(const std::string& text) { return *parse_duration(text); }
 
 void apply_durations(RelayCommandOptions& command) {
   const RelayDurations& text = command.durations;
@@ -169,48 +145,48 @@ void add_relay_options(CLI::App& command, RelayCommandOptions& settings) {
       ->capture_default_str();
   command.add_option("--duplicate-window", durations.duplicate_window,
                      "JetStream duplicate window when the relay creates the stream")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--max-in-flight", relay.max_in_flight,
                      "Messages awaiting their PubAck, over all streams")
       ->capture_default_str();
   command.add_option("--ack-timeout", durations.ack_timeout, "Wait for one PubAck")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--max-attempts", relay.max_attempts,
                      "Permanent refusals before a row becomes a dead letter")
       ->capture_default_str();
   command.add_option("--poll-interval", durations.poll_interval,
                      "How often to check for new rows")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--fetch-interval", durations.fetch_interval,
                      "Full fetch at least this often")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--rows-per-partition", relay.rows_per_partition,
                      "Rows read ahead per partition")
       ->capture_default_str();
   command.add_option("--lease-interval", durations.lease_interval,
                      "How often to rebalance partitions between relays")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--backoff-initial", durations.backoff_initial, "First retry wait")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--backoff-max", durations.backoff_max, "Longest retry wait")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--shutdown-grace", durations.shutdown_grace,
                      "On SIGTERM, wait this long for PubAcks in flight")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--retain", durations.retain, "Keep published rows this long")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--retention-interval", durations.retention_interval,
                      "How often to delete old published rows; 0 turns it off")
-      ->check(kDuration)
+      ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--retention-batch", relay.retention_batch, "Rows deleted per transaction")
       ->capture_default_str();

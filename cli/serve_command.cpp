@@ -3,7 +3,9 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_context.hpp"
+#include "deedkit/idempotency/key_janitor.hpp"
 #include "deedkit/service/http_service.hpp"
+#include "durations.hpp"
 #include "termination.hpp"
 
 namespace deedkit::cli {
@@ -18,6 +20,8 @@ struct ServeFlags {
   int timeout_seconds = 10;
   std::string tokens_file;
   std::vector<std::string> store_rejections;
+  std::string key_retention = "24h";
+  std::string key_purge_interval = "5m";
 };
 
 Result<service::ServiceOptions> service_options(const ServeFlags& flags) {
@@ -61,12 +65,17 @@ void run_serve(const GlobalOptions& globals, const ServeFlags& flags) {
   if (auto started = service.start(); !started) {
     fail_command("serve", started.error().to_string());
   }
-  std::printf("deedkit serving on http://%s:%d\n", flags.listen.substr(0, flags.listen.rfind(':')).c_str(),
-              service.port());
+  KeyJanitor janitor(pool, {.retention = std::chrono::duration_cast<std::chrono::seconds>(
+                                             duration(flags.key_retention)),
+                            .interval = duration(flags.key_purge_interval)});
+  janitor.start();
+  std::printf("deedkit serving on http://%s:%d\n",
+              flags.listen.substr(0, flags.listen.rfind(':')).c_str(), service.port());
   std::fflush(stdout);
 
   const int signal = wait_for_termination_signal();
   spdlog::info("serve: signal {} received; finishing requests in flight", signal);
+  janitor.stop();
   service.stop();
   exit_with(0);
 }
@@ -89,6 +98,14 @@ void add_serve_command(CLI::App& app, GlobalOptions& options) {
                       "File of 'token principal' lines; turns bearer authentication on");
   command->add_option("--store-rejections", flags->store_rejections,
                       "Commands whose business rejections are stored and replayed on retry");
+  command->add_option("--key-retention", flags->key_retention,
+                      "How long an Idempotency-Key replays its response (then it counts as new)")
+      ->check(duration_validator())
+      ->capture_default_str();
+  command->add_option("--key-purge-interval", flags->key_purge_interval,
+                      "How often expired keys are purged, in bounded batches")
+      ->check(duration_validator())
+      ->capture_default_str();
   command->footer(
       "Examples:\n"
       "  deedkit serve                                  # private PostgreSQL, port 8080\n"

@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli_context.hpp"
+#include "deedkit/idempotency/key_janitor.hpp"
 #include "deedkit/outbox/relay.hpp"
 #include "deedkit/projections/real_estate.hpp"
 #include "deedkit/projections/runner.hpp"
@@ -33,6 +34,8 @@ void run_up(const GlobalOptions& globals, const std::string& listen) {
   service_options.port = std::atoi(listen.substr(colon + 1).c_str());
   service::HttpService service(service_options, pool);
   if (auto started = service.start(); !started) fail_command("up", started.error().to_string());
+  KeyJanitor janitor(pool, {});  // keys kept for kDefaultIdempotencyRetention
+  janitor.start();
 
   RelayOptions relay_options;
   relay_options.database_uri = *database;
@@ -56,6 +59,7 @@ void run_up(const GlobalOptions& globals, const std::string& listen) {
 
   const int signal = wait_for_termination_signal();
   spdlog::info("up: signal {} received; stopping", signal);
+  janitor.stop();
   service.stop();
   runner.stop();
   relay.stop();

@@ -76,17 +76,22 @@ stop_private_postgres() {
 }
 
 # start_private_nats DIR: nats-server with JetStream on a free loopback port; sets
-# DEEDKIT_NATS_URL and DEEDKIT_NATS_PID.
+# DEEDKIT_NATS_URL and DEEDKIT_NATS_PID. The server picks the port itself (-p -1) and says
+# which in its log, so nothing races for a port chosen beforehand.
 start_private_nats() {
   local dir=$1
   mkdir -p "$dir/jetstream"
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  nats-server -a 127.0.0.1 -p "$port" -js -sd "$dir/jetstream" >"$dir/nats.log" 2>&1 &
+  nats-server -a 127.0.0.1 -p -1 -js -sd "$dir/jetstream" >"$dir/nats.log" 2>&1 &
   DEEDKIT_NATS_PID=$!
-  DEEDKIT_NATS_URL="nats://127.0.0.1:$port"
   for _ in $(seq 1 100); do
-    grep -q "Server is ready" "$dir/nats.log" && return 0
+    if grep -q "Server is ready" "$dir/nats.log"; then
+      local port
+      port=$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' \
+        "$dir/nats.log" | head -n 1)
+      [ -n "$port" ] || break
+      DEEDKIT_NATS_URL="nats://127.0.0.1:$port"
+      return 0
+    fi
     kill -0 "$DEEDKIT_NATS_PID" 2>/dev/null || break
     sleep 0.1
   done

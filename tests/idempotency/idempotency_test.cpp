@@ -6,6 +6,7 @@
 #include <google/protobuf/wrappers.pb.h>
 
 #include "deedkit/idempotency/idempotency.hpp"
+#include "deedkit/idempotency/key_janitor.hpp"
 #include "deedkit/outbox/outbox_writer.hpp"
 #include "event_factory.hpp"
 #include "test_database.hpp"
@@ -420,6 +421,31 @@ TEST_F(IdempotencyTest, ThePurgeRemovesOnlyExpiredKeysAndNeverALockedOne) {
                                        register_thing(counters, fresh_stream("thing")));
   ASSERT_TRUE(as_new.has_value());
   EXPECT_FALSE(as_new->replayed) << "a purged key counts as new";
+}
+
+TEST_F(IdempotencyTest, TheJanitorPurgesExpiredKeysInTheBackgroundAndKeepsFreshOnes) {
+  Counters counters;
+  const std::string expired = fresh_key();
+  const std::string fresh = fresh_key();
+  for (const auto& key : {expired, fresh}) {
+    ASSERT_TRUE(with_idempotency(pool(), {"janitor", key}, "RegisterThing", fingerprint_of(key),
+                                 register_thing(counters, fresh_stream("thing"))));
+  }
+  query_value(database_uri(),
+              "UPDATE deedkit.idempotency_keys SET created_at = now() - interval '25 hours' "
+              "WHERE idempotency_key = '" + expired + "'");
+
+  KeyJanitor janitor(pool(), {.interval = std::chrono::milliseconds(20)});
+  janitor.start();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (key_count(expired) != "0" && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+  janitor.stop();
+
+  EXPECT_EQ(key_count(expired), "0") << "the default retention is 24 hours";
+  EXPECT_EQ(key_count(fresh), "1");
+  EXPECT_GE(janitor.keys_purged(), 1);
 }
 
 }  // namespace
