@@ -116,7 +116,8 @@ int read_back_from_jetstream(const std::string& nats_url, std::chrono::system_cl
   natsSubscription* subscription = nullptr;
   if (natsConnection_ConnectTo(&connection, nats_url.c_str()) != NATS_OK ||
       natsConnection_JetStream(&context, connection, nullptr) != NATS_OK) {
-    demo_failed("cannot connect to NATS at " + nats_url + " to read the messages back");
+    demo_failed("cannot connect to NATS at " + redact_nats_url(nats_url) +
+                " to read the messages back");
   }
 
   // An ordered consumer starting at the demo's start time: this run's messages only.
@@ -187,7 +188,8 @@ void run_demo(const GlobalOptions& globals) {
   std::optional<PrivateNats> private_nats = nats ? std::nullopt : PrivateNats::start(".");
   if (private_nats) nats = private_nats->url();
   std::printf("  NATS JetStream: %s\n",
-              nats ? nats->c_str() : "none installed: relayed messages go to stdout instead");
+              nats ? redact_nats_url(*nats).c_str()
+                   : "none installed: relayed messages go to stdout instead");
 
   ConnectionPool pool({.database_uri = *database, .max_connections = 12});
   service::ServiceOptions service_options;

@@ -54,7 +54,7 @@ void run_up(const GlobalOptions& globals, const std::string& listen) {
   std::printf("deedkit up: HTTP on http://%s:%d, relay to %s, projections running. "
               "Ctrl-C stops.\n",
               service_options.host.c_str(), service.port(),
-              nats ? nats->c_str() : "stdout (no NATS)");
+              nats ? redact_nats_url(*nats).c_str() : "stdout (no NATS)");
   std::fflush(stdout);
 
   const int signal = wait_for_termination_signal();

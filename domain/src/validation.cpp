@@ -35,11 +35,28 @@ Rejection rejection(std::string code, std::string reason) {
   return Rejection{std::move(code), std::move(reason)};
 }
 
-Check check_text_length(std::string_view field, std::string_view text, std::size_t limit) {
-  if (text.size() <= limit) return std::nullopt;
-  return rejection("text_too_long", std::string(field) + " is " + std::to_string(text.size()) +
-                                        " bytes long; at most " + std::to_string(limit) +
-                                        " are allowed");
+// Control characters in a name or an address end up in registries, letters and terminal
+// output where they hide or forge text; a reason may hold line breaks and tabs.
+enum class Lines { kOne, kMany };
+
+Check check_text(std::string_view field, std::string_view text, std::size_t limit,
+                 Lines lines) {
+  if (text.size() > limit) {
+    return rejection("text_too_long", std::string(field) + " is " +
+                                          std::to_string(text.size()) + " bytes long; at most " +
+                                          std::to_string(limit) + " are allowed");
+  }
+
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const bool layout = lines == Lines::kMany && (c == '\n' || c == '\r' || c == '\t');
+    if ((c < 0x20 || c == 0x7f) && !layout) {
+      return rejection("control_character", std::string(field) +
+                                                " has a control character at byte " +
+                                                std::to_string(i));
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -91,7 +108,7 @@ Check check_same_currency(std::string_view field, const v1::Money& money,
 
 Check check_name(std::string_view name) {
   if (is_blank(name)) return rejection("empty_name", "name must not be blank");
-  return check_text_length("name", name, kMaxNameLength);
+  return check_text("name", name, kMaxNameLength, Lines::kOne);
 }
 
 Check check_address(const v1::Address& address) {
@@ -104,7 +121,7 @@ Check check_address(const v1::Address& address) {
     if (is_blank(value)) {
       return rejection("incomplete_address", std::string(field) + " must not be blank");
     }
-    if (auto too_long = check_text_length(field, value, kMaxNameLength)) return too_long;
+    if (auto bad = check_text(field, value, kMaxNameLength, Lines::kOne)) return bad;
   }
 
   if (!is_upper_code(address.country(), 2)) {
@@ -117,7 +134,7 @@ Check check_address(const v1::Address& address) {
 
 Check check_reason(std::string_view reason) {
   if (is_blank(reason)) return rejection("missing_reason", "reason must not be blank");
-  return check_text_length("reason", reason, kMaxReasonLength);
+  return check_text("reason", reason, kMaxReasonLength, Lines::kMany);
 }
 
 std::optional<std::chrono::year_month_day> parse_date(std::string_view text) {

@@ -40,14 +40,16 @@ Check check_money(std::string_view field, const v1::Money& money);
 Check check_same_currency(std::string_view field, const v1::Money& money,
                           std::string_view expected_currency);
 
-// empty_name when blank; text_too_long beyond kMaxNameLength.
+// empty_name when blank; text_too_long beyond kMaxNameLength; control_character when it
+// holds a byte below 0x20 or 0x7f.
 Check check_name(std::string_view name);
 
 // incomplete_address when line1, city or postal_code is blank; text_too_long when one of
-// them exceeds kMaxNameLength; invalid_country_code unless two upper-case ASCII letters.
+// them exceeds kMaxNameLength; control_character as for names; invalid_country_code unless two upper-case ASCII letters.
 Check check_address(const v1::Address& address);
 
-// missing_reason when blank; text_too_long beyond kMaxReasonLength.
+// missing_reason when blank; text_too_long beyond kMaxReasonLength; control_character for
+// any control byte but line feed, carriage return and tab.
 Check check_reason(std::string_view reason);
 
 // A real calendar date written "YYYY-MM-DD" (year 0001 to 9999); nullopt otherwise.

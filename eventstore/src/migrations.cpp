@@ -83,12 +83,37 @@ Result<void> refuse_unknown_migrations(pqxx::connection& connection,
   return {};
 }
 
+// True when every migration of this build is recorded with its checksum and nothing newer
+// is: the common start of a service on a current schema. It only reads, so a role without
+// the owner's rights (the service's, the relay's) can start; anything else, including a
+// changed checksum, goes the full way below, which reports it.
+bool schema_is_current(pqxx::connection& connection, std::span<const Migration> migrations) {
+  pqxx::read_transaction tx(connection);
+  const pqxx::result table =
+      tx.exec("SELECT to_regclass('deedkit.schema_migrations') IS NOT NULL");
+  if (!table[0][0].as<bool>()) return false;
+
+  const pqxx::result recorded =
+      tx.exec("SELECT version, checksum FROM deedkit.schema_migrations ORDER BY version");
+  if (recorded.size() != migrations.size()) return false;
+  for (std::size_t i = 0; i < migrations.size(); ++i) {
+    if (recorded[i][0].as<int>() != migrations[i].number ||
+        recorded[i][1].c_str() != sha256_hex(migrations[i].sql)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<MigrationReport> migrate(const std::string& database_uri,
                                 std::span<const Migration> migrations) {
   try {
     pqxx::connection connection(database_uri);
+    if (schema_is_current(connection, migrations)) {
+      return MigrationReport{.already_applied = static_cast<int>(migrations.size())};
+    }
     if (auto known = refuse_unknown_migrations(connection, migrations); !known) {
       return std::unexpected(known.error());
     }

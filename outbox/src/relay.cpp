@@ -43,11 +43,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string redact_nats_url(const std::string& url) {
-  static const std::regex kUserinfo(R"(://[^/@,]*@)");
-  return std::regex_replace(url, kUserinfo, "://***@");
-}
-
 bool retryable(const Error& error) {
   switch (error.code) {
     case ErrorCode::kUnavailable:
@@ -71,6 +66,11 @@ std::string join_partitions(std::vector<int> partitions) {
 }
 
 }  // namespace
+
+std::string redact_nats_url(const std::string& url) {
+  static const std::regex kUserinfo(R"(://[^/@,]*@)");
+  return std::regex_replace(url, kUserinfo, "://***@");
+}
 
 Result<void> validate_relay_options(const RelayOptions& options) {
   const auto invalid = [](const std::string& message) {

@@ -13,7 +13,7 @@ int status_for_rejection(const std::string& code) {
       "missing_command",   "missing_id",          "invalid_id",         "non_positive_amount",
       "invalid_currency",  "missing_reason",      "text_too_long",      "unknown_asset_kind",
       "empty_name",        "incomplete_address",  "invalid_country_code", "invalid_date",
-      "invalid_period",
+      "invalid_period",    "control_character",
   };
   for (const char* input_code : kInputCodes) {
     if (code == input_code) return 400;

@@ -157,8 +157,16 @@ void HttpService::install_routes() {
                               "the body exceeds the configured limit", ""});
     } else if (response.status == 404) {
       send_problem(response, {404, "not-found", "Not found", "no route for " + request.path, ""});
+    } else if (response.status == 400) {
+      send_problem(response, {400, "malformed-http", "Malformed HTTP request",
+                              "the request line, a header or the body's framing (such as a "
+                              "multipart boundary) could not be parsed",
+                              ""});
     } else {
-      send_problem(response, {response.status, "http-error", "HTTP error", "", ""});
+      send_problem(response, {response.status, "http-error", "HTTP error",
+                              "the HTTP layer refused the request with status " +
+                                  std::to_string(response.status),
+                              ""});
     }
     return httplib::Server::HandlerResponse::Handled;
   };

@@ -170,22 +170,61 @@ void send_portfolio(httplib::Response& response, ConnectionPool& pool,
   }
 }
 
+// Counting a projection's lag scans the log after its checkpoint; past this many events the
+// exact number no longer matters to an alert, and a scrape must stay cheap.
+constexpr int kLagCountCap = 100000;
+
+std::string gauge_header(const std::string& name, const std::string& help) {
+  return "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n";
+}
+
+std::string outbox_gauges(pqxx::work& tx) {
+  const pqxx::row outbox = tx.exec1(
+      "SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0), "
+      "(SELECT count(*) FROM deedkit.outbox_dead_letters) "
+      "FROM deedkit.outbox WHERE published_at IS NULL");
+  return gauge_header("deedkit_outbox_backlog", "Outbox rows waiting to be published.") +
+         "deedkit_outbox_backlog " + outbox[0].c_str() + "\n" +
+         gauge_header("deedkit_outbox_oldest_age_seconds", "Age of the oldest waiting row.") +
+         "deedkit_outbox_oldest_age_seconds " + outbox[1].c_str() + "\n" +
+         gauge_header("deedkit_outbox_dead_letters",
+                      "Messages the broker refused for good; their streams wait behind them.") +
+         "deedkit_outbox_dead_letters " + outbox[2].c_str() + "\n";
+}
+
+std::string projection_gauges(pqxx::work& tx) {
+  const pqxx::result rows = tx.exec_params(
+      "SELECT g.projection, (g.failed_at IS NOT NULL)::int, "
+      "(SELECT count(*) FROM (SELECT 1 FROM deedkit.events e "
+      "  WHERE (e.transaction_id, e.global_position) > (g.transaction_id, g.global_position) "
+      "  LIMIT $1) behind), "
+      "coalesce((SELECT extract(epoch FROM now() - min(e.recorded_at)) FROM deedkit.events e "
+      "  WHERE (e.transaction_id, e.global_position) > (g.transaction_id, g.global_position)), "
+      "  0)::float8 "
+      "FROM deedkit.projection_generations g WHERE g.role = 'live' ORDER BY g.projection",
+      kLagCountCap);
+  std::string events = gauge_header(
+      "deedkit_projection_lag_events",
+      "Events committed after the live read model's checkpoint (counted up to " +
+          std::to_string(kLagCountCap) + ").");
+  std::string seconds = gauge_header("deedkit_projection_lag_seconds",
+                                     "Age of the oldest event the live read model lacks.");
+  std::string failed = gauge_header("deedkit_projection_failed",
+                                    "1 while the projection is stopped at an event.");
+  for (const auto& row : rows) {
+    const std::string label = "{projection=\"" + std::string(row[0].c_str()) + "\"} ";
+    failed += "deedkit_projection_failed" + label + row[1].c_str() + "\n";
+    events += "deedkit_projection_lag_events" + label + row[2].c_str() + "\n";
+    seconds += "deedkit_projection_lag_seconds" + label + row[3].c_str() + "\n";
+  }
+  return events + seconds + failed;
+}
+
 std::string database_gauges(ConnectionPool& pool) {
   auto unit = UnitOfWork::begin(pool);
   if (!unit) return "# database unavailable: " + unit.error().message + "\n";
   try {
-    const pqxx::row outbox = unit->tx().exec1(
-        "SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0) "
-        "FROM deedkit.outbox WHERE published_at IS NULL");
-    return std::string(
-               "# HELP deedkit_outbox_backlog Outbox rows waiting to be published.\n"
-               "# TYPE deedkit_outbox_backlog gauge\n"
-               "deedkit_outbox_backlog ") +
-           outbox[0].c_str() +
-           "\n# HELP deedkit_outbox_oldest_age_seconds Age of the oldest waiting row.\n"
-           "# TYPE deedkit_outbox_oldest_age_seconds gauge\n"
-           "deedkit_outbox_oldest_age_seconds " +
-           outbox[1].c_str() + "\n";
+    return outbox_gauges(unit->tx()) + projection_gauges(unit->tx());
   } catch (const std::exception&) {
     return "# database gauges unavailable: " +
            unit->fail_with_current_exception("metrics").message + "\n";

@@ -367,6 +367,8 @@ std::vector<RejectionCase> rejection_cases() {
        "empty_name", "name"},
       {"UpdateToOverlongName", registered(), update_details(std::string(201, 'n')),
        "text_too_long", "201"},
+      {"UpdateToNameWithAControlCharacter", registered(), update_details("Canal\x1b[2Jhouse"),
+       "control_character", "byte 5"},
       {"RegisterWithoutCity", {},
        edited(registration(),
               [](Command& c) { c.mutable_register_asset()->mutable_address()->clear_city(); }),
@@ -463,7 +465,7 @@ const std::vector<std::string> kPeople = {kOwnerId, kBuyerId,
 const std::vector<std::string> kValidationCodes = {
     "missing_command", "missing_id", "invalid_id", "unknown_asset_kind", "empty_name",
     "text_too_long", "incomplete_address", "invalid_country_code", "non_positive_amount",
-    "invalid_currency", "missing_reason"};
+    "invalid_currency", "missing_reason", "control_character"};
 
 bool is_validation_code(const std::string& code) {
   return std::find(kValidationCodes.begin(), kValidationCodes.end(), code) !=

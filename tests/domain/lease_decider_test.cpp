@@ -272,6 +272,8 @@ std::vector<RejectionCase> rejection_cases() {
        "reason"},
       {"TerminateWithOverlongReason", signed_lease(),
        terminate("2025-06-30", std::string(1001, 'r')), "text_too_long", "1001"},
+      {"TerminateWithANulInTheReason", signed_lease(),
+       terminate("2025-06-30", std::string("moved\0out", 9)), "control_character", "byte 5"},
       {"DraftTwice", drafted(), draft(), "lease_already_drafted", kLeaseId},
       {"SignUndraftedLease", {}, sign(), "lease_not_found", kLeaseId},
       {"PayOnUndraftedLease", {}, pay("2025-03"), "lease_not_found", kLeaseId},
@@ -320,7 +322,7 @@ INSTANTIATE_TEST_SUITE_P(LeaseRules, LeaseRejection, ::testing::ValuesIn(rejecti
 const std::vector<std::string> kValidationCodes = {
     "missing_command", "missing_id",         "invalid_id",     "non_positive_amount",
     "invalid_currency", "invalid_date",      "invalid_period", "lease_end_not_after_start",
-    "missing_reason",   "text_too_long"};
+    "missing_reason",   "text_too_long",     "control_character"};
 
 bool is_validation_code(const std::string& code) {
   return std::find(kValidationCodes.begin(), kValidationCodes.end(), code) !=

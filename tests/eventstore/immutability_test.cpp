@@ -2,6 +2,7 @@
 #include <pqxx/connection>
 #include <pqxx/transaction>
 
+#include "deedkit/eventstore/migrations.hpp"
 #include "event_factory.hpp"
 #include "test_database.hpp"
 
@@ -66,6 +67,79 @@ TEST_F(ImmutabilityTest, TheWriterRoleCanAppendButHasNoRightToRewrite) {
   EXPECT_EQ(attempt("TRUNCATE deedkit.events", "deedkit_writer"), "permission_denied");
   EXPECT_EQ(attempt("ALTER TABLE deedkit.events DISABLE TRIGGER ALL", "deedkit_writer"), "permission_denied");
   EXPECT_EQ(count(), "3");
+}
+
+TEST_F(ImmutabilityTest, TheWriterRoleCannotChangeTheSchemaOrReadPrivateTables) {
+  EXPECT_EQ(attempt("CREATE TABLE deedkit.intruder (x int)", "deedkit_writer"),
+            "permission_denied");
+  EXPECT_EQ(attempt("DROP TABLE deedkit.events", "deedkit_writer"), "permission_denied");
+  EXPECT_EQ(attempt("ALTER TABLE deedkit.events ADD COLUMN x int", "deedkit_writer"),
+            "permission_denied");
+  EXPECT_EQ(attempt("UPDATE deedkit.outbox SET published_at = now()", "deedkit_writer"),
+            "permission_denied");
+  EXPECT_EQ(attempt("SELECT 1 FROM deedkit.schema_migrations", "deedkit_writer"), "ok");
+}
+
+TEST_F(ImmutabilityTest, TheRelayRoleOnlyMarksAndRemovesOutboxRows) {
+  EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.outbox", "deedkit_relay"), "ok");
+  EXPECT_EQ(attempt("UPDATE deedkit.outbox SET published_at = now() WHERE false",
+                    "deedkit_relay"),
+            "ok");
+  EXPECT_EQ(attempt("UPDATE deedkit.outbox SET payload = 'x'", "deedkit_relay"),
+            "permission_denied");
+  EXPECT_EQ(attempt("INSERT INTO deedkit.events (stream_id, stream_version, event_id, "
+                    "event_type, payload) VALUES ('x-1', 1, gen_random_uuid(), 't', 'p')",
+                    "deedkit_relay"),
+            "permission_denied");
+  EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.events", "deedkit_relay"),
+            "permission_denied");
+  EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.idempotency_keys", "deedkit_relay"),
+            "permission_denied");
+  EXPECT_EQ(count(), "2");
+}
+
+TEST_F(ImmutabilityTest, TheProjectorRoleReadsTheLogButWritesOnlyReadModels) {
+  EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.events", "deedkit_projector"), "ok");
+  EXPECT_EQ(attempt("CREATE TABLE deedkit_read_data.scratch (x int)", "deedkit_projector"),
+            "ok");
+  EXPECT_EQ(attempt("INSERT INTO deedkit.events (stream_id, stream_version, event_id, "
+                    "event_type, payload) VALUES ('x-1', 1, gen_random_uuid(), 't', 'p')",
+                    "deedkit_projector"),
+            "permission_denied");
+  EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.outbox", "deedkit_projector"),
+            "permission_denied");
+  EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.idempotency_keys", "deedkit_projector"),
+            "permission_denied");
+  EXPECT_EQ(attempt("CREATE TABLE deedkit.intruder (x int)", "deedkit_projector"),
+            "permission_denied");
+}
+
+TEST_F(ImmutabilityTest, TheReaderRoleSeesOnlyTheReadModels) {
+  EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.events", "deedkit_reader"),
+            "permission_denied");
+  EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.idempotency_keys", "deedkit_reader"),
+            "permission_denied");
+  EXPECT_EQ(attempt("CREATE TABLE deedkit_read.intruder (x int)", "deedkit_reader"),
+            "permission_denied");
+}
+
+TEST_F(ImmutabilityTest, AServiceLoginStartsOnACurrentSchemaWithoutTheOwnersRights) {
+  const std::string login = "deedkit_test_service";
+  query_value(database_uri(),
+              "DO $$ BEGIN CREATE ROLE " + login + " LOGIN IN ROLE deedkit_writer; "
+              "EXCEPTION WHEN duplicate_object THEN NULL; END $$");
+  const std::string as_service = database_uri() + " user=" + login;
+
+  const auto migrated = migrate(as_service);
+  ConnectionPool service_pool({.database_uri = as_service, .max_connections = 1});
+  const auto appended =
+      EventStore(service_pool).append(fresh_stream(), ExpectedVersion::no_stream(),
+                                      make_events(1));
+
+  ASSERT_TRUE(migrated.has_value()) << migrated.error().to_string();
+  EXPECT_TRUE(migrated->applied.empty());
+  EXPECT_EQ(migrated->already_applied, static_cast<int>(bundled_migrations().size()));
+  EXPECT_TRUE(appended.has_value()) << appended.error().to_string();
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "deedkit/outbox/relay.hpp"
 #include "deedkit/outbox/v1/envelope.pb.h"
 #include "internal/message_builder.hpp"
 
@@ -92,6 +93,15 @@ TEST(MessageBuilderTest, HeaderValuesLoseLineBreaks) {
 
   EXPECT_EQ(header(*message, "Deedkit-Stream"), "asset-1??Injected: yes");
   EXPECT_GT(message->wire_size(), message->body.size());
+}
+
+TEST(NatsUrlRedaction, HidesUsersPasswordsAndTokensInEveryUrlOfAList) {
+  const std::string redacted = redact_nats_url(
+      "nats://relay:s3cret@a.example:4222,nats://t0ken@b.example:4222,nats://c.example:4222");
+
+  EXPECT_EQ(redacted, "nats://***@a.example:4222,nats://***@b.example:4222,nats://c.example:4222");
+  EXPECT_EQ(redacted.find("s3cret"), std::string::npos);
+  EXPECT_EQ(redacted.find("t0ken"), std::string::npos);
 }
 
 }  // namespace

@@ -247,6 +247,28 @@ TEST_F(HttpApiTest, EveryReadRouteAnswers) {
   EXPECT_NE(metrics->body.find("deedkit_command_duration_seconds_bucket"), std::string::npos);
 }
 
+TEST_F(HttpApiTest, MetricsShowOutboxDeadLettersAndEachProjectionsLag) {
+  register_asset();
+  query_value(database_uri(),
+              "INSERT INTO deedkit.projection_generations (projection, generation, version, "
+              "role, tables) VALUES ('metrics_probe', 900001, 1, 'live', '{}')");
+  const std::string events = events_count();
+
+  const auto metrics = client().Get("/metrics");
+
+  ASSERT_EQ(metrics->status, 200);
+  EXPECT_NE(metrics->body.find("deedkit_outbox_dead_letters 0"), std::string::npos)
+      << metrics->body;
+  EXPECT_NE(metrics->body.find("deedkit_projection_lag_events{projection=\"metrics_probe\"} " +
+                               events),
+            std::string::npos)
+      << "a projection that never ran lags by the whole log: " << metrics->body;
+  EXPECT_NE(metrics->body.find("deedkit_projection_failed{projection=\"metrics_probe\"} 0"),
+            std::string::npos);
+  query_value(database_uri(),
+              "DELETE FROM deedkit.projection_generations WHERE projection = 'metrics_probe'");
+}
+
 TEST_F(HttpApiTest, LeasesAreServedToo) {
   const std::string asset_id = register_asset();
   const auto drafted = post("DraftLease",

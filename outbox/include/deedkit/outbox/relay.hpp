@@ -143,4 +143,8 @@ class Relay {
 // and the numbers. Fails with kInvalidArgument naming the bad option.
 [[nodiscard]] Result<void> validate_relay_options(const RelayOptions& options);
 
+// `url` (one NATS URL or a comma-separated list) with any user, password or token replaced
+// by "***", for logs, errors and anything else printed.
+std::string redact_nats_url(const std::string& url);
+
 }  // namespace deedkit
