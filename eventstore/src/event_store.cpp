@@ -47,7 +47,66 @@ std::string append_statement_sql(std::size_t event_count) {
   return sql;
 }
 
-Result<void> validate_append(const std::string& stream_id, std::span<const NewEvent> events) {
+// Without a transaction around it, an append must be one statement that writes all of its
+// rows or none: a plain INSERT, where a unique violation aborts every row at once (ON
+// CONFLICT DO NOTHING would skip only the rows in conflict). How the stream's end is checked
+// depends on the expectation, and the cheapest check is none at all:
+//   kNew    no stream: versions 1..n; a stream that exists already has version 1 taken.
+//   kAfter  exact v: versions v+1..v+n, written only if version v exists (no holes).
+//   kAtEnd  any or stream exists: after the current last version.
+enum class AtomicShape { kNew, kAfter, kAtEnd };
+
+AtomicShape atomic_shape(ExpectedVersion expected) {
+  if (expected.is_no_stream()) return AtomicShape::kNew;
+  if (expected.is_exact()) return AtomicShape::kAfter;
+  return AtomicShape::kAtEnd;
+}
+
+std::string atomic_append_sql(std::size_t event_count, AtomicShape shape) {
+  // $1 is the stream; kAfter and kAtEnd take the expectation as $2; the events follow.
+  const std::size_t first_event_param = shape == AtomicShape::kNew ? 2 : 3;
+  std::string values;
+  for (std::size_t i = 0; i < event_count; ++i) {
+    const std::size_t base = first_event_param + i * 5;
+    if (i > 0) values += ", ";
+    values += "(" + std::to_string(i + 1) + "::int8, $" + std::to_string(base) + "::uuid, $" +
+              std::to_string(base + 1) + "::text, $" + std::to_string(base + 2) + "::int4, $" +
+              std::to_string(base + 3) + "::bytea, $" + std::to_string(base + 4) + "::jsonb)";
+  }
+  const std::string insert =
+      "INSERT INTO deedkit.events (stream_id, stream_version, event_id, event_type, "
+      "schema_version, payload, metadata) ";
+  const std::string batch =
+      " AS batch(ordinal, event_id, event_type, schema_version, payload, metadata) ";
+  const std::string columns =
+      "batch.event_id, batch.event_type, batch.schema_version, batch.payload, batch.metadata";
+
+  switch (shape) {
+    case AtomicShape::kNew:
+      return insert + "SELECT $1::text, batch.ordinal, " + columns + " FROM (VALUES " + values +
+             ")" + batch + "ORDER BY batch.ordinal RETURNING stream_version";
+    case AtomicShape::kAfter:
+      return insert + "SELECT $1::text, $2::int8 + batch.ordinal, " + columns +
+             " FROM (VALUES " + values + ")" + batch +
+             "WHERE EXISTS (SELECT 1 FROM deedkit.events WHERE stream_id = $1::text "
+             "AND stream_version = $2::int8) ORDER BY batch.ordinal RETURNING stream_version";
+    case AtomicShape::kAtEnd:
+      return "WITH current AS (SELECT coalesce(max(stream_version), 0) AS version "
+             "FROM deedkit.events WHERE stream_id = $1::text) " +
+             insert + "SELECT $1::text, current.version + batch.ordinal, " + columns +
+             " FROM current, (VALUES " + values + ")" + batch +
+             "WHERE $2::int8 = -1 OR current.version > 0 ORDER BY batch.ordinal "
+             "RETURNING stream_version";
+  }
+  return {};
+}
+
+Result<void> validate_append(const std::string& stream_id, ExpectedVersion expected,
+                             std::span<const NewEvent> events) {
+  if (!expected.is_valid()) {
+    return fail(ErrorCode::kInvalidArgument,
+                "append to " + stream_id + " expects a negative version; versions start at 1");
+  }
   if (stream_id.empty() || stream_id.size() > 255) {
     return fail(ErrorCode::kInvalidArgument,
                 "stream id must be 1 to 255 bytes, got " + std::to_string(stream_id.size()));
@@ -186,11 +245,50 @@ Result<AppendResult> append_rows_once(const AppendTarget& target, const std::str
   return explain_short_append(target, stream_id, expected, events, rows_written);
 }
 
+// The append as one all-or-nothing statement (atomic_append_sql), for autocommit units.
+// REQUIRES: events.size() <= kMaxEventsPerStatement.
+Result<AppendResult> append_atomic_once(const AppendTarget& target, const std::string& stream_id,
+                                        ExpectedVersion expected,
+                                        std::span<const NewEvent> events) {
+  const AtomicShape shape = atomic_shape(expected);
+  const std::string statement = "deedkit_append_atomic_" +
+                                std::to_string(static_cast<int>(shape)) + "_" +
+                                std::to_string(events.size());
+  target.lease.ensure_prepared(statement, atomic_append_sql(events.size(), shape));
+
+  BinaryParams params;
+  params.text(stream_id);
+  if (shape != AtomicShape::kNew) params.int8(expected.encoded());
+  for (const NewEvent& event : events) {
+    params.uuid(event.event_id)
+        .text(event.event_type)
+        .int4(event.schema_version)
+        .bytea(event.payload)
+        .jsonb(metadata_to_json(event.metadata));
+  }
+
+  std::size_t rows_written = 0;
+  try {
+    const pqxx::result written = target.tx.exec_prepared(statement, params.dynamic());
+    rows_written = written.size();
+    if (rows_written == events.size()) {
+      const std::int64_t first = written.front()[0].as<std::int64_t>();
+      return AppendResult{first, written.back()[0].as<std::int64_t>(), false};
+    }
+  } catch (const pqxx::unique_violation&) {
+    // Nothing was written: a version or an event id is taken. A retry of this very append
+    // is a duplicate; anything else is a conflict (or, at the end, a lost race).
+  }
+  return explain_short_append(target, stream_id, expected, events, 0);
+}
+
 Result<AppendResult> append_rows(const AppendTarget& target, const std::string& stream_id,
-                                 ExpectedVersion expected, std::span<const NewEvent> events) {
+                                 ExpectedVersion expected, std::span<const NewEvent> events,
+                                 bool atomic) {
   constexpr int kMaxRaces = 16;  // each lost race means another writer made progress
   for (int race = 1;; ++race) {
-    auto appended = append_rows_once(target, stream_id, expected, events);
+    auto appended = atomic ? append_atomic_once(target, stream_id, expected, events)
+                           : append_rows_once(target, stream_id, expected, events);
     if (appended || appended.error().code != ErrorCode::kAborted) return appended;
     if (race == kMaxRaces) {
       return fail(ErrorCode::kConflict, "stream " + stream_id + " expected version " +
@@ -205,13 +303,19 @@ Result<AppendResult> append_rows(const AppendTarget& target, const std::string& 
 Result<AppendResult> EventStore::append(UnitOfWork& unit, const std::string& stream_id,
                                         ExpectedVersion expected,
                                         std::span<const NewEvent> events) const {
-  if (auto valid = validate_append(stream_id, events); !valid) {
+  if (auto valid = validate_append(stream_id, expected, events); !valid) {
     return std::unexpected(valid.error());
+  }
+  // Without a transaction, one statement must carry the whole append; more events than fit
+  // in one need a transaction from here on.
+  const bool atomic = !unit.in_transaction() && events.size() <= kMaxEventsPerStatement;
+  if (!unit.in_transaction() && !atomic) {
+    if (auto begun = unit.begin_transaction(); !begun) return std::unexpected(begun.error());
   }
   try {
     const AppendTarget target{unit.tx(), unit.lease(),
                               [&unit](std::string reason) { unit.poison(std::move(reason)); }};
-    return append_rows(target, stream_id, expected, events);
+    return append_rows(target, stream_id, expected, events, atomic);
   } catch (const std::exception&) {
     return std::unexpected(unit.fail_with_current_exception("append to " + stream_id));
   }
@@ -219,34 +323,21 @@ Result<AppendResult> EventStore::append(UnitOfWork& unit, const std::string& str
 
 Result<AppendResult> EventStore::append(const std::string& stream_id, ExpectedVersion expected,
                                         std::span<const NewEvent> events) const {
-  if (auto valid = validate_append(stream_id, events); !valid) {
+  if (auto valid = validate_append(stream_id, expected, events); !valid) {
     return std::unexpected(valid.error());
   }
 
-  // One event needs no explicit transaction: its INSERT is atomic on its own, and skipping
-  // BEGIN and COMMIT saves two round trips per append. Not so for several: when a racing
-  // writer takes some of their versions, ON CONFLICT DO NOTHING skips only those rows, and
-  // the others would commit on their own. They go through a transaction that such a partial
-  // write poisons and rolls back.
-  if (events.size() == 1) {
-    auto lease = pool_.acquire();
-    if (!lease) return std::unexpected(lease.error());
-    try {
-      pqxx::nontransaction tx(lease->connection());
-      const AppendTarget target{tx, *lease, [](std::string) {}};
-      return append_rows(target, stream_id, expected, events);
-    } catch (const std::exception&) {
-      Error error = database_error("append to " + stream_id);
-      if (is_connection_error(error) || error.code == ErrorCode::kOutcomeUnknown) {
-        lease->discard();
-      }
-      return std::unexpected(std::move(error));
-    }
+  // Up to one statement's worth of events needs no explicit transaction: the atomic append
+  // statement writes all of them or none, and skipping BEGIN and COMMIT saves two round trips.
+  if (events.size() <= kMaxEventsPerStatement) {
+    auto unit = UnitOfWork::autocommit(pool_);
+    if (!unit) return std::unexpected(unit.error());
+    return append(*unit, stream_id, expected, events);
   }
 
-  // Several events in a transaction of their own. A racing writer that took only some of
-  // their versions poisons the unit; with "any" or "stream exists" that is no conflict, so
-  // the append runs again in a fresh one.
+  // More events take several statements in a transaction of their own. A racing writer that
+  // took only some of their versions poisons the unit; with "any" or "stream exists" that is
+  // no conflict, so the append runs again in a fresh one.
   const bool any_version_will_do = expected.is_any() || expected.is_stream_exists();
   constexpr int kMaxRaces = 16;
   for (int race = 1;; ++race) {
@@ -404,6 +495,7 @@ std::string LogPosition::to_string() const {
 }
 
 std::string ExpectedVersion::to_string() const {
+  if (!is_valid()) return "invalid (a negative exact version)";
   if (is_any()) return "any";
   if (is_no_stream()) return "no stream";
   if (is_stream_exists()) return "stream exists";

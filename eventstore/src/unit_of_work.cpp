@@ -1,22 +1,50 @@
 #include "deedkit/eventstore/unit_of_work.hpp"
 
 #include <pqxx/except>
+#include <pqxx/nontransaction>
 
 namespace deedkit {
 
-UnitOfWork::UnitOfWork(ConnectionLease lease) : lease_(std::move(lease)) {}
+UnitOfWork::UnitOfWork(ConnectionLease lease, bool autocommit)
+    : lease_(std::move(lease)), autocommit_(autocommit) {}
 
 Result<UnitOfWork> UnitOfWork::begin(ConnectionPool& pool) {
   auto lease = pool.acquire();
   if (!lease) return std::unexpected(lease.error());
 
-  UnitOfWork unit(std::move(*lease));
+  UnitOfWork unit(std::move(*lease), false);
   try {
     unit.transaction_ = std::make_unique<pqxx::work>(unit.lease_.connection());
   } catch (const std::exception&) {
     return std::unexpected(unit.fail_with_current_exception("begin transaction"));
   }
   return unit;
+}
+
+Result<UnitOfWork> UnitOfWork::autocommit(ConnectionPool& pool) {
+  auto lease = pool.acquire();
+  if (!lease) return std::unexpected(lease.error());
+
+  UnitOfWork unit(std::move(*lease), true);
+  try {
+    unit.transaction_ = std::make_unique<pqxx::nontransaction>(unit.lease_.connection());
+  } catch (const std::exception&) {
+    return std::unexpected(unit.fail_with_current_exception("open connection"));
+  }
+  return unit;
+}
+
+Result<void> UnitOfWork::begin_transaction() {
+  if (!autocommit_) return {};
+  try {
+    // libpqxx allows one transaction object per connection at a time.
+    transaction_.reset();
+    transaction_ = std::make_unique<pqxx::work>(lease_.connection());
+    autocommit_ = false;
+    return {};
+  } catch (const std::exception&) {
+    return std::unexpected(fail_with_current_exception("begin transaction"));
+  }
 }
 
 UnitOfWork::~UnitOfWork() {
@@ -33,6 +61,7 @@ Result<void> UnitOfWork::commit() {
     return fail(ErrorCode::kFailedPrecondition,
                 "refusing to commit a transaction after an error: " + poison_reason_);
   }
+  if (autocommit_) return {};
   try {
     transaction_->commit();
     return {};

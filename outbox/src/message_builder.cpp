@@ -83,6 +83,25 @@ std::string subject_token(std::string_view value) {
   return token;
 }
 
+bool subject_covers(std::string_view pattern, std::string_view subject) {
+  while (true) {
+    const std::size_t pattern_dot = pattern.find('.');
+    const std::size_t subject_dot = subject.find('.');
+    const std::string_view pattern_token = pattern.substr(0, pattern_dot);
+    const std::string_view subject_token = subject.substr(0, subject_dot);
+    if (pattern_token == ">") return true;
+    if (subject_token == ">") return false;
+    if (pattern_token != "*" && (subject_token == "*" || pattern_token != subject_token)) {
+      return false;
+    }
+    if (pattern_dot == std::string_view::npos || subject_dot == std::string_view::npos) {
+      return pattern_dot == subject_dot;
+    }
+    pattern.remove_prefix(pattern_dot + 1);
+    subject.remove_prefix(subject_dot + 1);
+  }
+}
+
 Result<MessageBuilder> MessageBuilder::create(const std::string& subject_template,
                                               EnvelopeFormat format) {
   std::vector<Piece> pieces;
@@ -131,6 +150,14 @@ Result<MessageBuilder> MessageBuilder::create(const std::string& subject_templat
     return std::unexpected(tokens.error());
   }
   return MessageBuilder(std::move(pieces), format);
+}
+
+std::string MessageBuilder::subject_pattern() const {
+  std::string pattern;
+  for (const Piece& piece : pieces_) {
+    pattern += piece.kind == Piece::Kind::kLiteral ? piece.literal : std::string("*");
+  }
+  return pattern;
 }
 
 std::string MessageBuilder::subject_for(const OutboxRow& row) const {

@@ -45,26 +45,6 @@ std::string describe(natsStatus status) {
   return text;
 }
 
-// True when the stream subject `pattern` takes every subject `subject` matches.
-bool subject_covers(std::string_view pattern, std::string_view subject) {
-  while (true) {
-    const std::size_t pattern_dot = pattern.find('.');
-    const std::size_t subject_dot = subject.find('.');
-    const std::string_view pattern_token = pattern.substr(0, pattern_dot);
-    const std::string_view subject_token = subject.substr(0, subject_dot);
-    if (pattern_token == ">") return true;
-    if (subject_token == ">") return false;
-    if (pattern_token != "*" && (subject_token == "*" || pattern_token != subject_token)) {
-      return false;
-    }
-    if (pattern_dot == std::string_view::npos || subject_dot == std::string_view::npos) {
-      return pattern_dot == subject_dot;
-    }
-    pattern.remove_prefix(pattern_dot + 1);
-    subject.remove_prefix(subject_dot + 1);
-  }
-}
-
 std::vector<std::string> split_urls(const std::string& urls) {
   std::vector<std::string> list;
   std::size_t start = 0;

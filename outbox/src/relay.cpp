@@ -65,6 +65,12 @@ std::string join_partitions(std::vector<int> partitions) {
   return text;
 }
 
+std::string join_subjects(const std::vector<std::string>& subjects) {
+  std::string joined;
+  for (const std::string& subject : subjects) joined += (joined.empty() ? "" : ", ") + subject;
+  return joined;
+}
+
 }  // namespace
 
 std::string redact_nats_url(const std::string& url) {
@@ -76,10 +82,8 @@ Result<void> validate_relay_options(const RelayOptions& options) {
   const auto invalid = [](const std::string& message) {
     return fail(ErrorCode::kInvalidArgument, message);
   };
-  if (auto builder = internal::MessageBuilder::create(options.subject_template, options.format);
-      !builder) {
-    return std::unexpected(builder.error());
-  }
+  auto builder = internal::MessageBuilder::create(options.subject_template, options.format);
+  if (!builder) return std::unexpected(builder.error());
   if (options.nats_url && options.nats_url->empty()) return invalid("the NATS URL is empty");
   if (!options.nats_url && options.json_lines == nullptr) {
     return invalid("no NATS URL and no JSON lines output");
@@ -90,6 +94,16 @@ Result<void> validate_relay_options(const RelayOptions& options) {
                    "' must be non-empty without spaces, '.', '*' or '>'");
   }
   if (options.stream_subjects.empty()) return invalid("the stream needs at least one subject");
+  // A subject outside the stream has no responders: every message would wait forever.
+  const std::string pattern = builder->subject_pattern();
+  const bool covered = std::any_of(
+      options.stream_subjects.begin(), options.stream_subjects.end(),
+      [&](const std::string& subject) { return internal::subject_covers(subject, pattern); });
+  if (!covered) {
+    return invalid("subject template '" + options.subject_template + "' makes subjects (" +
+                   pattern + ") that stream subjects " + join_subjects(options.stream_subjects) +
+                   " do not take; change --subject or --stream-subject");
+  }
   if (options.max_in_flight < 1) return invalid("max in flight must be at least 1");
   if (options.max_attempts < 1) return invalid("max attempts must be at least 1");
   if (options.rows_per_partition < 1) return invalid("rows per partition must be at least 1");

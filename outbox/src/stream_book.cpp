@@ -22,14 +22,17 @@ StreamBook::Added StreamBook::add(OutboxRow row) {
   const std::string stream_id = row.stream_id;
   Stream& stream = streams_[stream_id];
   stream.partition = row.partition;
+  // Settling and counting attempts act on the head; a lower version put before the row in
+  // flight would be marked published in its place.
   const bool behind = stream.state != State::kIdle && !stream.rows.empty() &&
                       row.stream_version < stream.rows.begin()->first;
+  if (behind) return Added::kBehindInFlight;
 
   ids_.insert(row.outbox_id);
   ++rows_per_partition_[static_cast<std::size_t>(row.partition)];
   stream.rows.emplace(row.stream_version, std::move(row));
   queue_if_ready(stream_id, stream);
-  return behind ? Added::kBehindInFlight : Added::kAdded;
+  return Added::kAdded;
 }
 
 std::vector<const OutboxRow*> StreamBook::start_ready(Clock::time_point now, std::size_t limit) {

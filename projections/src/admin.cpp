@@ -33,7 +33,7 @@ GenerationStatus to_status(const GenerationRow& row) {
 
 // Counts what lies after the checkpoint in commit-safe order: a range scan of the
 // (transaction_id, global_position) index, proportional to the lag.
-void count_lag(pqxx::work& tx, GenerationStatus& status) {
+void count_lag(pqxx::transaction_base& tx, GenerationStatus& status) {
   const pqxx::row lag = tx.exec_params1(
       "SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 "
       "FROM deedkit.events WHERE (transaction_id, global_position) > ($1::text::xid8, $2)",
@@ -43,7 +43,7 @@ void count_lag(pqxx::work& tx, GenerationStatus& status) {
   status.events_total_estimate = status.events_read + status.lag_events;
 }
 
-void find_leader(pqxx::work& tx, ProjectionStatus& status) {
+void find_leader(pqxx::transaction_base& tx, ProjectionStatus& status) {
   const pqxx::result holder = tx.exec_params(
       "SELECT a.pid, coalesce(a.application_name, '') FROM pg_locks l "
       "JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -128,7 +128,7 @@ Result<std::vector<FailedEvent>> skip_failed_event(ConnectionPool& pool, std::st
   if (!unit) return std::unexpected(unit.error());
   std::vector<FailedEvent> skipped;
   try {
-    pqxx::work& tx = unit->tx();
+    pqxx::transaction_base& tx = unit->tx();
     for (const GenerationRow& row : *generations) {
       if (!row.failure || row.role == internal::kRetired) continue;
       const FailedEvent& failure = *row.failure;

@@ -59,12 +59,13 @@ const std::regex& name_pattern() {
 // Replaces each view of the projection so it reads the generation's tables. CREATE OR
 // REPLACE keeps the grants readers hold; a view whose columns changed shape (a new version)
 // cannot be replaced that way, and is dropped and created again in the same transaction.
-void point_views(pqxx::work& tx, const Projection& projection, const GenerationTables& tables) {
+void point_views(pqxx::transaction_base& tx, const Projection& projection, const GenerationTables& tables) {
   for (const ProjectionView& view : projection.views()) {
     const std::string name = "deedkit_read." + view.name;
     const std::string select = tables.expand(view.select);
     try {
-      pqxx::subtransaction attempt(tx, "replace_view");
+      // The runner's units are always transactions (UnitOfWork::begin).
+      pqxx::subtransaction attempt(dynamic_cast<pqxx::dbtransaction&>(tx), "replace_view");
       attempt.exec("CREATE OR REPLACE VIEW " + name + " AS " + select);
       attempt.commit();
     } catch (const pqxx::sql_error&) {
@@ -77,7 +78,7 @@ void point_views(pqxx::work& tx, const Projection& projection, const GenerationT
 
 // The log's size for a rebuild's progress display: the planner's estimate when it is large
 // (counting would take seconds), else an exact count.
-std::int64_t estimate_log_size(pqxx::work& tx) {
+std::int64_t estimate_log_size(pqxx::transaction_base& tx) {
   const auto estimate =
       tx.exec1("SELECT greatest(reltuples, 0)::int8 FROM pg_class "
                "WHERE oid = 'deedkit.events'::regclass")[0]
@@ -163,7 +164,7 @@ Result<GenerationRow> create_generation(ConnectionPool& pool, const Projection& 
   if (!unit) return std::unexpected(unit.error());
 
   try {
-    pqxx::work& tx = unit->tx();
+    pqxx::transaction_base& tx = unit->tx();
     const int generation =
         tx.exec1("SELECT nextval('deedkit.projection_generation_seq')")[0].as<int>();
     const std::vector<ProjectionTable> declared = projection.tables();
@@ -271,7 +272,7 @@ Result<void> make_live(UnitOfWork& unit, const Projection& projection, int gener
                        std::optional<int> retired_generation) {
   const std::string name(projection.name());
   try {
-    pqxx::work& tx = unit.tx();
+    pqxx::transaction_base& tx = unit.tx();
     // Retire first: the unique index allows one live row per projection at any moment.
     if (retired_generation) {
       tx.exec_params(
@@ -319,7 +320,7 @@ Result<int> drop_retired(ConnectionPool& pool, std::string_view projection,
     auto unit = UnitOfWork::begin(pool);
     if (!unit) return std::unexpected(unit.error());
     try {
-      pqxx::work& tx = unit->tx();
+      pqxx::transaction_base& tx = unit->tx();
       // A reader still scanning an old table holds a lock that DROP must wait for; rather
       // than queue every later reader behind that wait, give up and try again later.
       tx.exec("SET LOCAL lock_timeout = " + std::to_string(lock_timeout_ms));

@@ -178,7 +178,7 @@ std::string gauge_header(const std::string& name, const std::string& help) {
   return "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n";
 }
 
-std::string outbox_gauges(pqxx::work& tx) {
+std::string outbox_gauges(pqxx::transaction_base& tx) {
   const pqxx::row outbox = tx.exec1(
       "SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0), "
       "(SELECT count(*) FROM deedkit.outbox_dead_letters) "
@@ -192,7 +192,7 @@ std::string outbox_gauges(pqxx::work& tx) {
          "deedkit_outbox_dead_letters " + outbox[2].c_str() + "\n";
 }
 
-std::string projection_gauges(pqxx::work& tx) {
+std::string projection_gauges(pqxx::transaction_base& tx) {
   const pqxx::result rows = tx.exec_params(
       "SELECT g.projection, (g.failed_at IS NOT NULL)::int, "
       "(SELECT count(*) FROM (SELECT 1 FROM deedkit.events e "

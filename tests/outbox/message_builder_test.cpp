@@ -80,6 +80,32 @@ TEST(MessageBuilderTest, RejectsUnusableSubjectTemplates) {
   }
 }
 
+TEST(MessageBuilderTest, RelayOptionsRefuseSubjectsTheStreamDoesNotTake) {
+  RelayOptions options;
+  options.nats_url = "nats://127.0.0.1:4222";
+  options.subject_template = "events.{category}.{type}";
+
+  const auto outside = validate_relay_options(options);
+  options.stream_subjects = {"deedkit.>", "events.*.*"};
+  const auto inside = validate_relay_options(options);
+  options.stream_subjects = {"events.asset.*"};
+  const auto narrower = validate_relay_options(options);
+
+  ASSERT_FALSE(outside.has_value());
+  EXPECT_NE(outside.error().message.find("events.*.*"), std::string::npos)
+      << outside.error().message;
+  EXPECT_TRUE(inside.has_value());
+  EXPECT_FALSE(narrower.has_value()) << "a category other than asset would have no stream";
+}
+
+TEST(MessageBuilderTest, SubjectCoverageFollowsNatsWildcards) {
+  EXPECT_TRUE(subject_covers("deedkit.>", "deedkit.*.*"));
+  EXPECT_TRUE(subject_covers("a.*.c", "a.*.c"));
+  EXPECT_FALSE(subject_covers("a.b.c", "a.*.c"));
+  EXPECT_FALSE(subject_covers("a.*", "a.*.c"));
+  EXPECT_FALSE(subject_covers("a.>", "a"));
+}
+
 TEST(MessageBuilderTest, SubjectTokenReplacesEverythingOutsideTheSafeSet) {
   EXPECT_EQ(subject_token("a.b c*>d\n-e_f"), "a_b_c__d_-e_f");
   EXPECT_EQ(subject_token(""), "_");

@@ -118,12 +118,19 @@ TEST_F(StreamBookTest, GivingUpAPartitionKeepsItsRowInFlightUntilItSettles) {
   EXPECT_EQ(book.add(row(3, "c", 1, 1)), StreamBook::Added::kNotOwned);
 }
 
-TEST_F(StreamBookTest, ReportsARowOlderThanTheOneInFlight) {
+TEST_F(StreamBookTest, ARowOlderThanTheOneInFlightIsLeftForALaterFetch) {
   book.add(row(5, "a", 2));
   book.start_ready(now, 10);
 
   EXPECT_EQ(book.add(row(4, "a", 1)), StreamBook::Added::kBehindInFlight);
   EXPECT_EQ(book.add(row(5, "a", 2)), StreamBook::Added::kAlreadyHeld);
+  EXPECT_EQ(book.row_count(), 1u) << "the older row is not held";
+  ASSERT_NE(book.in_flight("a/2"), nullptr);
+  EXPECT_EQ(book.in_flight("a/2")->outbox_id, 5) << "the row in flight is still the one sent";
+
+  book.published("a/2");
+  EXPECT_EQ(book.add(row(4, "a", 1)), StreamBook::Added::kAdded) << "fetched again later";
+  EXPECT_EQ(ids(book.start_ready(now, 10)), (std::vector<std::string>{"a/1"}));
 }
 
 }  // namespace

@@ -30,6 +30,10 @@ struct OutboundMessage {
 // any value is exactly one valid subject token.
 std::string subject_token(std::string_view value);
 
+// True when the stream subject `pattern` takes every subject `subject` matches (`subject`
+// may itself hold wildcards).
+bool subject_covers(std::string_view pattern, std::string_view subject);
+
 class MessageBuilder {
  public:
   // Parses the subject template. Fails with kInvalidArgument for an unknown placeholder, an
@@ -39,6 +43,10 @@ class MessageBuilder {
 
   // Fails with kInternal only if Protobuf cannot render the JSON mapping.
   [[nodiscard]] Result<OutboundMessage> build(const OutboxRow& row) const;
+
+  // Every subject this builder can produce, as a NATS pattern: each placeholder is '*'
+  // (a placeholder always fills exactly one token).
+  std::string subject_pattern() const;
 
  private:
   struct Piece {

@@ -33,7 +33,9 @@ class StreamBook {
     kAlreadyHeld,
     kNotOwned,
     // The row is older than the stream's row in flight: the outbox's own order was broken
-    // (a lower version committed after a higher one). Kept, and logged by the caller.
+    // (a lower version committed after a higher one). Not taken: the in-flight row must stay
+    // the stream's head until it settles, so the row stays pending in the outbox for a later
+    // fetch. The caller logs it.
     kBehindInFlight,
   };
 

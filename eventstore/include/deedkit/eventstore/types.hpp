@@ -63,11 +63,15 @@ class ExpectedVersion {
   static ExpectedVersion any() { return ExpectedVersion(kAny); }
   static ExpectedVersion no_stream() { return ExpectedVersion(kNoStream); }
   static ExpectedVersion stream_exists() { return ExpectedVersion(kStreamExists); }
-  // Exactly `version` events exist; exact(0) is the same as no_stream().
+  // Exactly `version` events exist; exact(0) is the same as no_stream(). A negative version
+  // makes an expectation that every append refuses (kInvalidArgument), never one of the
+  // special kinds above.
   static ExpectedVersion exact(std::int64_t version) {
+    if (version < 0) return ExpectedVersion(kInvalid);
     return ExpectedVersion(version == 0 ? kNoStream : version);
   }
 
+  bool is_valid() const { return value_ != kInvalid; }
   bool is_any() const { return value_ == kAny; }
   bool is_no_stream() const { return value_ == kNoStream; }
   bool is_stream_exists() const { return value_ == kStreamExists; }
@@ -83,6 +87,7 @@ class ExpectedVersion {
   static constexpr std::int64_t kAny = -1;
   static constexpr std::int64_t kNoStream = -2;
   static constexpr std::int64_t kStreamExists = -3;
+  static constexpr std::int64_t kInvalid = -4;
   explicit ExpectedVersion(std::int64_t value) : value_(value) {}
   std::int64_t value_;
 };

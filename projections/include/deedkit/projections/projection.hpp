@@ -86,11 +86,11 @@ class GenerationTables {
 // Owned by the runner; valid only during the apply call it is passed to.
 class ApplyContext {
  public:
-  ApplyContext(pqxx::work& tx, ConnectionLease& lease, const GenerationTables& tables,
+  ApplyContext(pqxx::transaction_base& tx, ConnectionLease& lease, const GenerationTables& tables,
                std::string statement_prefix)
       : tx_(tx), lease_(lease), tables_(tables), statement_prefix_(std::move(statement_prefix)) {}
 
-  pqxx::work& tx() { return tx_; }
+  pqxx::transaction_base& tx() { return tx_; }
   const GenerationTables& tables() const { return tables_; }
 
   // Prepares `sql` (placeholders expanded) on this connection the first time, and returns
@@ -99,7 +99,7 @@ class ApplyContext {
   std::string prepare(std::string_view key, std::string_view sql);
 
  private:
-  pqxx::work& tx_;
+  pqxx::transaction_base& tx_;
   ConnectionLease& lease_;
   const GenerationTables& tables_;
   std::string statement_prefix_;
