@@ -250,13 +250,12 @@ void run_w3(const Flags& flags, ConnectionPool& pool, const EventStore& store) {
     auto unit = UnitOfWork::autocommit(pool);
     if (!unit) return false;
     std::size_t bytes = 0;
-    for (std::int64_t from = 1;; from += batch) {
-      const auto rows = store.read_stream_forward(*unit, stream, from, batch);
-      if (!rows) return false;
-      for (const auto& row : *rows) bytes += row.payload.size();
-      if (static_cast<int>(rows->size()) < batch) break;
-    }
-    return bytes > 0;
+    const auto fetched = store.fold_stream(*unit, stream, 1, batch,
+                                           [&](const RecordedEvent& row) -> Result<void> {
+                                             bytes += row.payload.size();
+                                             return {};
+                                           });
+    return fetched.has_value() && bytes > 0;
   });
   const auto full = bench::run_load("W3 load, no snapshot", 1, duration, [&](int) {
     auto unit = UnitOfWork::begin(pool);

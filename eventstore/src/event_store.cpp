@@ -2,6 +2,7 @@
 
 #include <functional>
 
+#include <pqxx/binarystring>
 #include <pqxx/except>
 #include <pqxx/nontransaction>
 #include <pqxx/result>
@@ -388,6 +389,36 @@ const std::string kReadBackwardSql =
     " FROM deedkit.events e WHERE e.stream_id = $1 AND e.stream_version <= $2 "
     "ORDER BY e.stream_version DESC LIMIT $3";
 
+// The snapshot (flagged in the last column) and the events after it, as one UNION ALL, with
+// the columns a fold needs (stream_version, event_type, schema_version, payload). The
+// snapshot row is told apart by its flag, wherever it comes; the events keep the order of
+// their branch (an Append node emits each branch's rows as that branch produced them).
+const std::string kFoldAfterSnapshotSql =
+    "WITH snap AS (SELECT stream_version, state FROM deedkit.snapshots "
+    "WHERE stream_id = $1::text AND state_schema_version = $2::int4) "
+    "(SELECT snap.stream_version, NULL::text, NULL::int4, snap.state, true FROM snap) "
+    "UNION ALL (SELECT e.stream_version, e.event_type, e.schema_version, e.payload, false "
+    "FROM deedkit.events e WHERE e.stream_id = $1::text "
+    "AND e.stream_version > coalesce((SELECT stream_version FROM snap), 0) "
+    "ORDER BY e.stream_version LIMIT $3::int4)";
+
+const std::string kFoldForwardSql =
+    "SELECT e.stream_version, e.event_type, e.schema_version, e.payload, false "
+    "FROM deedkit.events e WHERE e.stream_id = $1::text AND e.stream_version >= $2::int8 "
+    "ORDER BY e.stream_version LIMIT $3::int4";
+
+RecordedEvent parse_fold_row(const std::string& stream_id, const pqxx::row& row) {
+  RecordedEvent event;
+  event.stream_id = stream_id;
+  event.stream_version = row[0].as<std::int64_t>();
+  event.event_type = row[1].c_str();
+  event.schema_version = row[2].as<int>();
+  event.payload = pqxx::binarystring(row[3]).str();
+  return event;
+}
+
+constexpr int kSnapshotFlagColumn = 4;
+
 // Commit-safe order (docs/ordering.md): rows are ordered by the writing transaction's id and
 // only rows of transactions older than the oldest one still running are returned. Those
 // transactions have all ended, so nothing can appear later below the returned positions.
@@ -449,9 +480,62 @@ Result<std::vector<RecordedEvent>> EventStore::read_stream_backward(
   }
 }
 
+Result<EventStore::SnapshotAndEvents> EventStore::read_stream_after_snapshot(
+    UnitOfWork& unit, const std::string& stream_id, int state_schema_version,
+    int max_count) const {
+  try {
+    unit.lease().ensure_prepared("deedkit_fold_after_snapshot", kFoldAfterSnapshotSql);
+    const pqxx::result rows = unit.tx().exec_prepared(
+        "deedkit_fold_after_snapshot", stream_id, state_schema_version, max_count);
+
+    SnapshotAndEvents loaded;
+    loaded.events.reserve(rows.size());
+    for (const auto& row : rows) {
+      if (row[kSnapshotFlagColumn].as<bool>()) {
+        loaded.snapshot_version = row[0].as<std::int64_t>();
+        loaded.snapshot_state = pqxx::binarystring(row[3]).str();
+        continue;
+      }
+      loaded.events.push_back(parse_fold_row(stream_id, row));
+    }
+    return loaded;
+  } catch (const std::exception&) {
+    return std::unexpected(unit.fail_with_current_exception("read " + stream_id));
+  }
+}
+
+Result<void> EventStore::fold_stream(
+    UnitOfWork& unit, const std::string& stream_id, std::int64_t from_version, int batch_size,
+    const std::function<Result<void>(const RecordedEvent&)>& visit) const {
+  if (batch_size < 1) {
+    return fail(ErrorCode::kInvalidArgument, "batch size must be at least 1");
+  }
+  std::int64_t next_version = from_version;
+  while (true) {
+    std::size_t fetched = 0;
+    try {
+      unit.lease().ensure_prepared("deedkit_fold_forward", kFoldForwardSql);
+      const pqxx::result rows =
+          unit.tx().exec_prepared("deedkit_fold_forward", stream_id, next_version, batch_size);
+      for (const auto& row : rows) {
+        const RecordedEvent event = parse_fold_row(stream_id, row);
+        if (auto visited = visit(event); !visited) return visited;
+        next_version = event.stream_version + 1;
+      }
+      fetched = rows.size();
+    } catch (const std::exception&) {
+      return std::unexpected(unit.fail_with_current_exception("read " + stream_id));
+    }
+    if (static_cast<int>(fetched) < batch_size) return {};
+  }
+}
+
 Result<void> EventStore::for_each_in_stream(
     UnitOfWork& unit, const std::string& stream_id, std::int64_t from_version,
     int batch_size, const std::function<Result<void>(const RecordedEvent&)>& visit) const {
+  if (batch_size < 1) {
+    return fail(ErrorCode::kInvalidArgument, "batch size must be at least 1");
+  }
   std::int64_t next_version = from_version;
   while (true) {
     auto batch = read_stream_forward(unit, stream_id, next_version, batch_size);

@@ -215,6 +215,11 @@ Result<IdempotentResult> with_idempotency(ConnectionPool& pool, const Idempotenc
   if (auto valid = validate_idempotency_key(key.key); !valid) {
     return std::unexpected(valid.error());
   }
+  // PostgreSQL reads a lock_timeout of 0 as "wait forever": the bound must be real.
+  if (options.wait_for_in_flight.count() < 1) {
+    return fail(ErrorCode::kInvalidArgument,
+                "the wait for an attempt in flight must be at least 1 ms");
+  }
 
   for (int attempt = 1;; ++attempt) {
     auto unit = UnitOfWork::begin(pool);
@@ -231,6 +236,9 @@ Result<IdempotentResult> with_idempotency(ConnectionPool& pool, const Idempotenc
 Result<long long> purge_expired_idempotency_keys(ConnectionPool& pool,
                                                  std::chrono::seconds retention,
                                                  int batch_size) {
+  if (batch_size < 1) {
+    return fail(ErrorCode::kInvalidArgument, "purge batch size must be at least 1");
+  }
   long long purged = 0;
   while (true) {
     auto unit = UnitOfWork::begin(pool);

@@ -75,6 +75,26 @@ class EventStore {
       const std::string& stream_id, std::optional<std::int64_t> from_version,
       int max_count) const;
 
+  // Reads for folding a stream into an aggregate's state. Their events carry only what a
+  // fold needs: stream_id, stream_version, event_type, schema_version and payload (ids,
+  // metadata, positions and times are left empty), which makes them the cheapest reads.
+  //
+  // The first: a stream's snapshot row (deedkit.snapshots, written by deedkit::commands) of
+  // the given state schema version, if there is one, and the first `max_count` events after
+  // it (after version 0 without one), ascending, in one round trip.
+  struct SnapshotAndEvents {
+    std::optional<std::int64_t> snapshot_version;
+    std::string snapshot_state;  // the stored bytes; meaningless without snapshot_version
+    std::vector<RecordedEvent> events;
+  };
+  [[nodiscard]] Result<SnapshotAndEvents> read_stream_after_snapshot(
+      UnitOfWork& unit, const std::string& stream_id, int state_schema_version,
+      int max_count) const;
+  // The rest: like for_each_in_stream, with the fold's columns only.
+  [[nodiscard]] Result<void> fold_stream(
+      UnitOfWork& unit, const std::string& stream_id, std::int64_t from_version,
+      int batch_size, const std::function<Result<void>(const RecordedEvent&)>& visit) const;
+
   // Calls `visit` for each event of the stream from `from_version` on, fetching `batch_size`
   // rows at a time, so memory stays flat however long the stream is. Stops early and returns
   // the visitor's error if it returns one.

@@ -82,6 +82,7 @@ struct IdempotentResult {
 using FaultHook = std::function<Result<void>(std::string_view step, UnitOfWork& unit)>;
 
 struct IdempotencyOptions {
+  // At least 1 ms (kInvalidArgument otherwise): 0 would mean "wait forever" to PostgreSQL.
   std::chrono::milliseconds wait_for_in_flight{5000};
   // Whole-unit attempts when the body reports kConflict or kAborted after poisoning its unit.
   int max_attempts = 4;

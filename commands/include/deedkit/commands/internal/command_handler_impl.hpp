@@ -8,32 +8,43 @@ template <Decider D>
 Result<LoadedAggregate<D>> CommandHandler<D>::load(UnitOfWork& unit,
                                                    const std::string& stream_id) const {
   LoadedAggregate<D> loaded;
+  typename D::Event event;
+  const auto fold = [&](const RecordedEvent& recorded) -> Result<void> {
+    const StoredEventRef where{recorded.stream_id, recorded.stream_version};
+    auto decoded = codec_.EventTypeRegistry::decode(where, recorded.event_type,
+                                                    recorded.schema_version, recorded.payload,
+                                                    event);
+    if (!decoded) return decoded;
+    loaded.state = D::evolve(std::move(loaded.state), event);
+    loaded.version = recorded.stream_version;
+    ++loaded.events_folded;
+    return {};
+  };
 
   if (options_.use_snapshots && options_.snapshot_every > 0) {
-    auto snapshot = snapshots_.load(unit, stream_id, D::state_schema_version());
-    if (!snapshot) return std::unexpected(snapshot.error());
-    // An unreadable snapshot is ignored: the events alone are the truth.
-    if (*snapshot && loaded.state.ParseFromString((*snapshot)->state)) {
-      loaded.version = (*snapshot)->stream_version;
-      loaded.snapshot_version = loaded.version;
-    } else {
+    // The snapshot and the first batch after it come in one round trip.
+    auto first = store_.read_stream_after_snapshot(unit, stream_id, D::state_schema_version(),
+                                                   options_.load_batch_size);
+    if (!first) return std::unexpected(first.error());
+    // An unreadable snapshot is ignored: the events alone are the truth, read from the start.
+    const bool usable = first->snapshot_version &&
+                        loaded.state.ParseFromString(first->snapshot_state);
+    if (first->snapshot_version && !usable) {
       loaded.state = D::initial_state();
+    } else {
+      if (usable) {
+        loaded.version = *first->snapshot_version;
+        loaded.snapshot_version = loaded.version;
+      }
+      for (const RecordedEvent& recorded : first->events) {
+        if (auto folded = fold(recorded); !folded) return std::unexpected(folded.error());
+      }
+      if (static_cast<int>(first->events.size()) < options_.load_batch_size) return loaded;
     }
   }
 
-  typename D::Event event;
-  auto folded = store_.for_each_in_stream(
-      unit, stream_id, loaded.version + 1, options_.load_batch_size,
-      [&](const RecordedEvent& recorded) -> Result<void> {
-        const StoredEventRef where{recorded.stream_id, recorded.stream_version};
-        auto decoded = codec_.EventTypeRegistry::decode(
-            where, recorded.event_type, recorded.schema_version, recorded.payload, event);
-        if (!decoded) return decoded;
-        loaded.state = D::evolve(std::move(loaded.state), event);
-        loaded.version = recorded.stream_version;
-        ++loaded.events_folded;
-        return {};
-      });
+  auto folded = store_.fold_stream(unit, stream_id, loaded.version + 1,
+                                   options_.load_batch_size, fold);
   if (!folded) return std::unexpected(folded.error());
   return loaded;
 }
