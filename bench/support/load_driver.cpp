@@ -89,6 +89,21 @@ void append_json(const std::string& path, const LoadResult& result, const LoadRe
         << result.per_second / floor->per_second;
   }
   out << "}\n";
+
+  // The same result as a row of the Markdown table scripts/bench assembles.
+  std::ofstream rows(path + ".rows.md", std::ios::app);
+  char line[512];
+  std::snprintf(line, sizeof line, "| %s | %d | %.1f | %.2f | %.2f | %.2f | ", result.name.c_str(),
+                result.clients, result.per_second, result.p50_ms, result.p99_ms, result.max_ms);
+  rows << line;
+  if (floor && floor->per_second > 0) {
+    std::snprintf(line, sizeof line, "%.2f of %s |", result.per_second / floor->per_second,
+                  floor->name.c_str());
+    rows << line;
+  } else {
+    rows << " |";
+  }
+  rows << "\n";
 }
 
 }  // namespace deedkit::bench

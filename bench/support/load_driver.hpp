@@ -30,7 +30,8 @@ LoadResult run_load(const std::string& name, int clients, std::chrono::milliseco
 // "W1 register      16   12345.6/s  p50 1.23 ms  p99 4.56 ms  max 9.87 ms  ratio 0.93"
 void print_row(const LoadResult& result, const LoadResult* floor);
 
-// Appends one JSON object per result to `path` (creating it), for scripts/bench to collect.
+// Appends one JSON object per result to `path` (creating it), and the same result as a
+// Markdown table row to `path`.rows.md, for scripts/bench to collect.
 void append_json(const std::string& path, const LoadResult& result, const LoadResult* floor);
 
 }  // namespace deedkit::bench

@@ -80,6 +80,8 @@ Error UnitOfWork::fail_with_current_exception(std::string_view context) {
 Error database_error(std::string_view context) {
   const std::string prefix = std::string(context) + ": ";
   try {
+    // REQUIRES (header): called inside a catch block, so there is an exception to rethrow.
+    // cppcheck-suppress rethrowNoCurrentException
     throw;
   } catch (const pqxx::in_doubt_error& e) {
     return {ErrorCode::kOutcomeUnknown, prefix + "connection lost during commit; " + e.what()};

@@ -244,8 +244,8 @@ Result<long long> purge_expired_idempotency_keys(ConnectionPool& pool,
     auto unit = UnitOfWork::begin(pool);
     if (!unit) return std::unexpected(unit.error());
     try {
-      // Small batches keep each transaction short; SKIP LOCKED never waits on, or removes,
-      // a key that a running command is reading.
+      // Small batches keep each transaction short; SKIP LOCKED never waits on a key another
+      // transaction locks. A replay reading a key as it goes finds it gone and runs anew.
       const pqxx::result deleted = unit->tx().exec_params(
           "DELETE FROM deedkit.idempotency_keys WHERE ctid IN ("
           " SELECT ctid FROM deedkit.idempotency_keys"

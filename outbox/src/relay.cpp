@@ -260,7 +260,9 @@ void Relay::Impl::step_leases(Clock::time_point now) {
                                              std::max(options_.backoff_max,
                                                       options_.lease_interval));
   next_lease_ = now + delay;
-  if (database_warnings_.allow(now)) {
+  // The first failure of a run is always logged: it means this relay gave up its partitions,
+  // which an operator should see even while other database warnings are being held back.
+  if (lease_failures_ == 1 || database_warnings_.allow(now)) {
     internal::relay_log().warn("partition leases unavailable, retrying in {} ms: {}",
                                delay.count(), step.error->to_string());
   }

@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "internal/generation_store.hpp"
+#include "internal/pause.hpp"
 #include "internal/projections_log.hpp"
 
 namespace deedkit::internal {
@@ -62,7 +63,7 @@ void GenerationWorker::run(const std::stop_token& stop) {
     }
     if (failed_) {
       // Stopped at an event until an operator retries or skips it; either changes the row.
-      pause(environment_.options.leadership_interval, stop);
+      pause_unless_stopped(environment_.options.leadership_interval, stop);
       loaded_ = false;
       continue;
     }
@@ -304,7 +305,7 @@ void GenerationWorker::after_setback(const SliceResult& result, const std::stop_
     projections_log().warn("projection {} generation {}: {}; retrying in {} ms", name_,
                            generation_, result.error.to_string(), backoff_.count());
   }
-  pause(backoff_, stop);
+  pause_unless_stopped(backoff_, stop);
 }
 
 bool GenerationWorker::attempt_switch(const std::stop_token& stop) {
@@ -402,14 +403,6 @@ void GenerationWorker::log_progress() {
 bool GenerationWorker::applies(const RecordedEvent& event) const {
   if (!handled_types_.contains(event.event_type)) return false;
   return skipped_event_ids_.empty() || !skipped_event_ids_.contains(to_string(event.event_id));
-}
-
-void GenerationWorker::pause(std::chrono::milliseconds duration,
-                             const std::stop_token& stop) const {
-  std::mutex mutex;
-  std::condition_variable_any never_notified;
-  std::unique_lock lock(mutex);
-  never_notified.wait_for(lock, stop, duration, [] { return false; });
 }
 
 }  // namespace deedkit::internal

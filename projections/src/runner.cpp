@@ -14,6 +14,7 @@
 #include "internal/generation_store.hpp"
 #include "internal/generation_worker.hpp"
 #include "internal/log_wake.hpp"
+#include "internal/pause.hpp"
 #include "internal/projections_log.hpp"
 
 namespace deedkit {
@@ -28,13 +29,6 @@ using std::chrono::steady_clock;
 // The first key of every projection leader lock ("dkpr"); the second is hashtext(name).
 // admin.cpp looks for the same pair in pg_locks.
 constexpr int kLeaderLockClass = 0x646b7072;
-
-void pause(milliseconds duration, const std::stop_token& stop) {
-  std::mutex mutex;
-  std::condition_variable_any never_notified;
-  std::unique_lock lock(mutex);
-  never_notified.wait_for(lock, stop, duration, [] { return false; });
-}
 
 }  // namespace
 
@@ -124,7 +118,7 @@ void ProjectionRunner::Impl::control_loop(const std::stop_token& stop) {
 
   while (!stop.stop_requested()) {
     if (!lock_connection_ && !connect()) {
-      pause(reconnect_backoff, stop);
+      internal::pause_unless_stopped(reconnect_backoff, stop);
       reconnect_backoff = std::min(reconnect_backoff * 2, options_.max_retry_backoff);
       continue;
     }
@@ -146,7 +140,7 @@ void ProjectionRunner::Impl::control_loop(const std::stop_token& stop) {
     // Poll quickly right after the log moved, since more usually follows; back off while
     // it stays still, so an idle runner costs a few cheap queries a second.
     interval = *moved ? options_.min_poll : std::min(interval * 2, options_.max_poll);
-    pause(interval, stop);
+    internal::pause_unless_stopped(interval, stop);
   }
 
   abdicate();
@@ -165,7 +159,14 @@ bool ProjectionRunner::Impl::connect() {
   try {
     auto connection = std::make_unique<pqxx::connection>(pool_.options().database_uri);
     pqxx::nontransaction tx(*connection);
-    tx.exec("SET application_name = " + tx.quote(options_.application_name));
+    tx.exec_params("SELECT set_config('application_name', $1, false)",
+                   options_.application_name);
+    // The leader locks live on this session. If this host dies without closing the socket,
+    // the server would hold them until its TCP keepalive (2 hours by default) noticed; with
+    // these, about 4 s after the host died the session ends and another runner takes over.
+    // (Ignored over a Unix socket, where a dead peer is seen at once.)
+    tx.exec("SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; "
+            "SET tcp_keepalives_count = 2");
     tx.commit();
     lock_connection_ = std::move(connection);
     last_tip_.clear();

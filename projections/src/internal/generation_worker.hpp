@@ -79,7 +79,6 @@ class GenerationWorker {
   void log_progress();
 
   bool applies(const RecordedEvent& event) const;
-  void pause(std::chrono::milliseconds duration, const std::stop_token& stop) const;
 
   WorkerEnvironment environment_;
   const Projection& projection_;

@@ -4,9 +4,9 @@
 // of one retention period without an operator's cron job.
 //
 // Every `interval` it runs purge_expired_idempotency_keys (bounded batches, SKIP LOCKED: no
-// long locks, and never a key a running command holds). Several services may each run one;
-// their batches skip each other's locked rows. A failed round (database down) is logged and
-// retried at the next interval.
+// long locks, and no waiting on a key another transaction locks). Several services may each
+// run one; their batches skip each other's locked rows. A failed round (database down) is
+// logged and retried at the next interval.
 //
 // Thread-safety: start() and stop() from one thread; the purging runs on its own thread.
 
