@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_append: %s\n", migrated.error().to_string().c_str());
     return 1;
   }
+  // Each row then says where the server's time went (WAL flushes, locks, CPU, the client).
+  bench::sample_waits_in(database);
 
   const auto duration = std::chrono::milliseconds(static_cast<long>(seconds * 1000));
   const std::string payload = payload_of_300_bytes();

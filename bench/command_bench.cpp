@@ -288,6 +288,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_commands: %s\n", migrated.error().to_string().c_str());
     return 1;
   }
+  // Each row then says where the server's time went (WAL flushes, locks, CPU, the client).
+  bench::sample_waits_in(flags.database);
 
   for (const int clients : {1, 4, 16}) {
     ConnectionPool pool({.database_uri = flags.database, .max_connections = clients});

@@ -5,11 +5,52 @@
 #include <cstdio>
 #include <fstream>
 #include <mutex>
+#include <map>
 #include <thread>
+
+#include <pqxx/connection>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
 
 namespace deedkit::bench {
 
 namespace {
+
+std::string g_wait_sampling_uri;  // empty: off
+
+// Samples until `stop`, then returns the top three states with their shares.
+std::string sample_waits(const std::atomic<bool>& stop) {
+  std::map<std::string, long long> counts;
+  long long total = 0;
+  try {
+    pqxx::connection connection(g_wait_sampling_uri);
+    while (!stop.load()) {
+      pqxx::nontransaction tx(connection);
+      const pqxx::result rows = tx.exec(
+          "SELECT coalesce(wait_event_type || ':' || wait_event, 'CPU') FROM pg_stat_activity "
+          "WHERE datname = current_database() AND state = 'active' "
+          "AND pid <> pg_backend_pid()");
+      for (const auto& row : rows) {
+        ++counts[row[0].c_str()];
+        ++total;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  } catch (const std::exception& error) {
+    return std::string("wait sampling failed: ") + error.what();
+  }
+
+  std::vector<std::pair<long long, std::string>> ranked;
+  for (const auto& [state, count] : counts) ranked.emplace_back(count, state);
+  std::sort(ranked.rbegin(), ranked.rend());
+  std::string text;
+  for (std::size_t i = 0; i < ranked.size() && i < 3; ++i) {
+    if (!text.empty()) text += ", ";
+    text += ranked[i].second + " " +
+            std::to_string(total > 0 ? ranked[i].first * 100 / total : 0) + "%";
+  }
+  return text;
+}
 
 double percentile(std::vector<double>& sorted_ms, double fraction) {
   if (sorted_ms.empty()) return 0;
@@ -25,6 +66,10 @@ LoadResult run_load(const std::string& name, int clients, std::chrono::milliseco
   std::atomic<long long> failures{0};
   std::mutex latencies_mutex;
   std::vector<double> latencies_ms;
+
+  std::string waits;
+  std::thread sampler;
+  if (!g_wait_sampling_uri.empty()) sampler = std::thread([&] { waits = sample_waits(stop); });
 
   const auto started = std::chrono::steady_clock::now();
   std::vector<std::thread> threads;
@@ -49,6 +94,7 @@ LoadResult run_load(const std::string& name, int clients, std::chrono::milliseco
   std::this_thread::sleep_for(duration);
   stop = true;
   for (auto& thread : threads) thread.join();
+  if (sampler.joinable()) sampler.join();
   const double elapsed_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 
@@ -62,8 +108,11 @@ LoadResult run_load(const std::string& name, int clients, std::chrono::milliseco
   result.p50_ms = percentile(latencies_ms, 0.50);
   result.p99_ms = percentile(latencies_ms, 0.99);
   result.max_ms = latencies_ms.empty() ? 0 : latencies_ms.back();
+  result.waits = std::move(waits);
   return result;
 }
+
+void sample_waits_in(const std::string& database_uri) { g_wait_sampling_uri = database_uri; }
 
 void print_row(const LoadResult& result, const LoadResult* floor) {
   std::printf("%-22s %3d clients %10.1f/s  p50 %6.2f ms  p99 %6.2f ms  max %7.2f ms",
@@ -74,6 +123,7 @@ void print_row(const LoadResult& result, const LoadResult* floor) {
                 floor->name.c_str());
   }
   if (result.failures > 0) std::printf("  (%lld failed)", result.failures);
+  if (!result.waits.empty()) std::printf("\n    server: %s", result.waits.c_str());
   std::printf("\n");
   std::fflush(stdout);
 }
@@ -83,7 +133,7 @@ void append_json(const std::string& path, const LoadResult& result, const LoadRe
   out << "{\"workload\":\"" << result.name << "\",\"clients\":" << result.clients
       << ",\"per_second\":" << result.per_second << ",\"p50_ms\":" << result.p50_ms
       << ",\"p99_ms\":" << result.p99_ms << ",\"max_ms\":" << result.max_ms
-      << ",\"failures\":" << result.failures;
+      << ",\"failures\":" << result.failures << ",\"server_waits\":\"" << result.waits << "\"";
   if (floor && floor->per_second > 0) {
     out << ",\"floor\":\"" << floor->name << "\",\"ratio\":"
         << result.per_second / floor->per_second;
@@ -103,7 +153,7 @@ void append_json(const std::string& path, const LoadResult& result, const LoadRe
   } else {
     rows << " |";
   }
-  rows << "\n";
+  rows << " " << result.waits << " |\n";
 }
 
 }  // namespace deedkit::bench

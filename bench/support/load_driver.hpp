@@ -20,7 +20,17 @@ struct LoadResult {
   double p50_ms = 0;
   double p99_ms = 0;
   double max_ms = 0;
+  // Where the server's backends spent the run, when wait sampling is on: the three most
+  // frequent states of the active backends, e.g. "LWLock:WALWrite 48%, CPU 21%, ...".
+  // "CPU" is an active backend with no wait event (running, or waiting for a core);
+  // "Client:ClientRead" is a backend waiting for its client.
+  std::string waits;
 };
+
+// From now on, run_load samples pg_stat_activity of the database at `database_uri` every
+// 10 ms during each run and fills LoadResult::waits. The samples are one small query each,
+// on a connection of their own.
+void sample_waits_in(const std::string& database_uri);
 
 // Calls `operation(client_index)` in a loop on `clients` threads for `duration`; an
 // operation returns false when it failed (counted, not timed).
