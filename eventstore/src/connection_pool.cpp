@@ -72,6 +72,7 @@ bool probe(pqxx::connection& connection) {
 
 Result<ConnectionLease> ConnectionPool::acquire() {
   std::unique_ptr<ConnectionLease::Slot> slot;
+  bool suspect = false;
   {
     std::unique_lock lock(mutex_);
     const bool ready = returned_.wait_for(lock, options_.acquire_timeout, [&] {
@@ -88,17 +89,19 @@ Result<ConnectionLease> ConnectionPool::acquire() {
     if (!idle_.empty()) {
       slot = std::move(idle_.back());
       idle_.pop_back();
+      suspect = slot->last_used < last_break_;
     } else {
       ++open_;  // reserve the place before connecting outside the lock
     }
   }
 
-  // An idle connection may have died with a server restart; probing it only after a quiet
-  // period keeps the busy path free of an extra round trip.
+  // An idle connection may have died with a server restart; probing it only when another
+  // connection broke since, or after a quiet period, keeps the busy path free of an extra
+  // round trip.
   if (slot) {
     const auto idle_for = std::chrono::steady_clock::now() - slot->last_used;
-    if (!slot->connection->is_open() ||
-        (idle_for > options_.health_check_after && !probe(*slot->connection))) {
+    const bool worth_a_probe = suspect || idle_for > options_.health_check_after;
+    if (!slot->connection->is_open() || (worth_a_probe && !probe(*slot->connection))) {
       spdlog::warn("pool: dropped a dead idle database connection; opening a new one");
       slot.reset();
     } else {
@@ -127,6 +130,7 @@ void ConnectionPool::give_back(std::unique_ptr<ConnectionLease::Slot> slot, bool
     std::lock_guard lock(mutex_);
     if (discard || !slot->connection->is_open()) {
       --open_;
+      last_break_ = std::chrono::steady_clock::now();
     } else {
       slot->last_used = std::chrono::steady_clock::now();
       idle_.push_back(std::move(slot));

@@ -9,16 +9,23 @@ UnitOfWork::UnitOfWork(ConnectionLease lease, bool autocommit)
     : lease_(std::move(lease)), autocommit_(autocommit) {}
 
 Result<UnitOfWork> UnitOfWork::begin(ConnectionPool& pool) {
-  auto lease = pool.acquire();
-  if (!lease) return std::unexpected(lease.error());
+  // BEGIN is the first thing sent, so when it finds the connection dead (the server restarted
+  // while it sat in the pool) nothing has happened yet and a fresh connection may try again.
+  // The pool probes the other idle connections after such a break, so one retry suffices.
+  constexpr int kAttempts = 2;
+  for (int attempt = 1;; ++attempt) {
+    auto lease = pool.acquire();
+    if (!lease) return std::unexpected(lease.error());
 
-  UnitOfWork unit(std::move(*lease), false);
-  try {
-    unit.transaction_ = std::make_unique<pqxx::work>(unit.lease_.connection());
-  } catch (const std::exception&) {
-    return std::unexpected(unit.fail_with_current_exception("begin transaction"));
+    UnitOfWork unit(std::move(*lease), false);
+    try {
+      unit.transaction_ = std::make_unique<pqxx::work>(unit.lease_.connection());
+      return unit;
+    } catch (const std::exception&) {
+      Error error = unit.fail_with_current_exception("begin transaction");
+      if (!is_connection_error(error) || attempt == kAttempts) return std::unexpected(error);
+    }
   }
-  return unit;
 }
 
 Result<UnitOfWork> UnitOfWork::autocommit(ConnectionPool& pool) {

@@ -140,10 +140,14 @@ Result<std::vector<OutboxRow>> RelayDatabase::fetch(const std::vector<PartitionR
   }
 
   return run<std::vector<OutboxRow>>("fetch pending outbox rows", [&](ConnectionLease& lease) {
-    lease.ensure_prepared("deedkit_relay_fetch", kFetchSql);
+    // NOTE: deliberately not a prepared statement. An unnamed statement is planned with its
+    // parameters' values, so the skip list is a constant array, and PostgreSQL 15 checks
+    // `<> ALL` against a constant array through a hash table. A prepared statement's generic
+    // plan compares every candidate row with every skipped id: with thousands of rows in
+    // memory that made fetching, not publishing, the relay's limit.
     pqxx::nontransaction tx(lease.connection());
-    const pqxx::result result = tx.exec_prepared("deedkit_relay_fetch", array_literal(partitions),
-                                                 array_literal(room), array_literal(skip));
+    const pqxx::result result = tx.exec_params(kFetchSql, array_literal(partitions),
+                                               array_literal(room), array_literal(skip));
     std::vector<OutboxRow> rows;
     rows.reserve(result.size());
     for (const auto& row : result) rows.push_back(parse_row(row));

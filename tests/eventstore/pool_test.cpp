@@ -1,3 +1,6 @@
+#include <thread>
+#include <vector>
+
 #include <gtest/gtest.h>
 #include <pqxx/nontransaction>
 
@@ -40,6 +43,39 @@ TEST_F(PoolTest, ReconnectsAfterTheServerKilledItsConnection) {
                                          make_events(1));
 
   EXPECT_TRUE(appended.has_value()) << appended.error().to_string();
+}
+
+TEST_F(PoolTest, AServerRestartCostsNoTransactionEvenWithEveryIdleConnectionDead) {
+  constexpr int kConnections = 4;
+  ConnectionPool own({.database_uri = database_uri(), .max_connections = kConnections});
+  std::string pids;
+  {
+    std::vector<ConnectionLease> leases;
+    for (int i = 0; i < kConnections; ++i) {
+      auto lease = own.acquire();
+      ASSERT_TRUE(lease.has_value());
+      pqxx::nontransaction tx(lease->connection());
+      const std::string pid = tx.exec("SELECT pg_backend_pid()")[0][0].c_str();
+      pids += (pids.empty() ? "" : ",") + pid;
+      leases.push_back(std::move(*lease));
+    }
+  }
+  // What a restart does to a pool: every idle connection's backend is gone.
+  query_value(database_uri(), "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                              "WHERE pid IN (" + pids + ")");
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (query_value(database_uri(), "SELECT count(*) FROM pg_stat_activity WHERE pid IN (" +
+                                         pids + ")") != "0" &&
+         std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::yield();
+  }
+
+  for (int i = 0; i < kConnections; ++i) {
+    auto unit = UnitOfWork::begin(own);
+    ASSERT_TRUE(unit.has_value()) << "transaction " << i << ": " << unit.error().to_string();
+    EXPECT_NO_THROW(unit->tx().exec("SELECT 1")) << "transaction " << i;
+    EXPECT_TRUE(unit->commit().has_value()) << "transaction " << i;
+  }
 }
 
 TEST_F(PoolTest, UnreachableServerIsUnavailableAndTheMessageHidesThePassword) {

@@ -5,7 +5,10 @@
 // Lifecycle: connections open lazily, up to `max_connections`. A lease hands one connection to
 // one thread; dropping the lease returns it. A connection that saw a broken-connection error is
 // discarded rather than returned, so after a server restart the next acquire opens a fresh one.
-// A connection that sat idle longer than `health_check_after` is probed before it is handed out.
+// Such a discard also makes every connection that was idle at that moment suspect: each is
+// probed before it is handed out again, so a server restart costs one failed statement, not
+// one per pooled connection. A connection that sat idle longer than `health_check_after` is
+// probed as well.
 //
 // Thread-safety: ConnectionPool is safe to share between threads. A ConnectionLease is owned
 // by one thread at a time.
@@ -89,6 +92,9 @@ class ConnectionPool {
   std::condition_variable returned_;
   std::vector<std::unique_ptr<ConnectionLease::Slot>> idle_;  // guarded by mutex_
   int open_ = 0;                                              // guarded by mutex_
+  // When a connection last broke; idle ones returned before then are probed. Guarded by
+  // mutex_.
+  std::chrono::steady_clock::time_point last_break_{};
 };
 
 // Removes the password from a connection URI so it can be logged or shown in an error.
