@@ -423,11 +423,16 @@ constexpr int kSnapshotFlagColumn = 4;
 // only rows of transactions older than the oldest one still running are returned. Those
 // transactions have all ended, so nothing can appear later below the returned positions.
 // The same statement, under the same horizon, reports whether committed rows wait beyond
-// it; a second statement would see a newer horizon and could miss that. It always returns at
+// it; a second statement would see a newer horizon and could miss that. That check's bound
+// is written as one row comparison, "after the checkpoint and at or above the horizon", and
+// asks for the first such row in index order, so the scan starts at the horizon and stops at
+// once: as two conditions (or as EXISTS, which the planner may answer with a sequential
+// scan), it read every event after the checkpoint, which made a rebuild quadratic. It always returns at
 // least one row: the flag, with NULL event columns when the batch is empty.
 const std::string kReadAllSql =
     std::string(
-        "WITH horizon AS (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin), "
+        "WITH horizon AS NOT MATERIALIZED "
+        "(SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin), "
         "batch AS (SELECT ") +
     internal::kEventColumns +
     ", e.transaction_id AS commit_order FROM deedkit.events e, horizon "
@@ -435,10 +440,11 @@ const std::string kReadAllSql =
     "AND e.transaction_id < horizon.xmin "
     "AND ($4::text = '' OR split_part(e.stream_id, '-', 1) = $4::text) "
     "ORDER BY e.transaction_id, e.global_position LIMIT $3), "
-    "held AS (SELECT EXISTS (SELECT 1 FROM deedkit.events e, horizon "
-    "WHERE e.transaction_id >= horizon.xmin "
-    "AND (e.transaction_id, e.global_position) > ($1::text::xid8, $2::int8) "
-    "AND ($4::text = '' OR split_part(e.stream_id, '-', 1) = $4::text)) AS held_back) "
+    "held AS (SELECT (SELECT true FROM deedkit.events e, horizon "
+    "WHERE (e.transaction_id, e.global_position) > (greatest(horizon.xmin, $1::text::xid8), "
+    "CASE WHEN horizon.xmin > $1::text::xid8 THEN -1 ELSE $2::int8 END) "
+    "AND ($4::text = '' OR split_part(e.stream_id, '-', 1) = $4::text) "
+    "ORDER BY e.transaction_id, e.global_position LIMIT 1) IS NOT NULL AS held_back) "
     "SELECT batch.*, held.held_back FROM held LEFT JOIN batch ON true "
     "ORDER BY batch.commit_order, 1";
 

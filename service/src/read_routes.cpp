@@ -198,17 +198,18 @@ std::string projection_gauges(pqxx::transaction_base& tx) {
       "(SELECT count(*) FROM (SELECT 1 FROM deedkit.events e "
       "  WHERE (e.transaction_id, e.global_position) > (g.transaction_id, g.global_position) "
       "  LIMIT $1) behind), "
-      "coalesce((SELECT extract(epoch FROM now() - min(e.recorded_at)) FROM deedkit.events e "
-      "  WHERE (e.transaction_id, e.global_position) > (g.transaction_id, g.global_position)), "
-      "  0)::float8 "
+      "coalesce((SELECT extract(epoch FROM now() - e.recorded_at) FROM deedkit.events e "
+      "  WHERE (e.transaction_id, e.global_position) > (g.transaction_id, g.global_position) "
+      "  ORDER BY e.transaction_id, e.global_position LIMIT 1), 0)::float8 "
       "FROM deedkit.projection_generations g WHERE g.role = 'live' ORDER BY g.projection",
       kLagCountCap);
   std::string events = gauge_header(
       "deedkit_projection_lag_events",
       "Events committed after the live read model's checkpoint (counted up to " +
           std::to_string(kLagCountCap) + ").");
-  std::string seconds = gauge_header("deedkit_projection_lag_seconds",
-                                     "Age of the oldest event the live read model lacks.");
+  std::string seconds = gauge_header(
+      "deedkit_projection_lag_seconds",
+      "Age of the next event the live read model will apply (the first after its checkpoint).");
   std::string failed = gauge_header("deedkit_projection_failed",
                                     "1 while the projection is stopped at an event.");
   for (const auto& row : rows) {
