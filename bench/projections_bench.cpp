@@ -10,21 +10,32 @@
 // real deciders (decide, then evolve), encoded with the real codec, and are loaded with
 // COPY, many streams interleaved per transaction: the bench measures rebuilding, not
 // appending. Each rebuild runs in a child process, so its peak RSS is its own.
+//
+// W6 (last): the time from a command's commit to its row in the assets read model, at a
+// steady 1,000 commands/s with the projection following live.
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <libpq-fe.h>
+#include <pqxx/connection>
+#include <pqxx/nontransaction>
+#include <pqxx/result>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "deedkit/commands/command_handler.hpp"
 #include "deedkit/domain/asset.hpp"
 #include "deedkit/domain/lease.hpp"
 #include "deedkit/engine/event_codec.hpp"
@@ -56,6 +67,22 @@ v1::Money money(std::int64_t amount_minor) {
   value.set_amount_minor(amount_minor);
   value.set_currency("EUR");
   return value;
+}
+
+// A RegisterAsset with the given id, as a client would send it.
+v1::AssetCommand live_registration(const std::string& asset_id) {
+  v1::AssetCommand command;
+  auto* registered = command.mutable_register_asset();
+  registered->set_asset_id(asset_id);
+  registered->set_kind(v1::HOUSE);
+  registered->set_name("Live " + asset_id.substr(0, 8));
+  registered->mutable_address()->set_line1("Damrak 1");
+  registered->mutable_address()->set_city("Amsterdam");
+  registered->mutable_address()->set_postal_code("1012 LG");
+  registered->mutable_address()->set_country("NL");
+  registered->set_owner_id(to_string(new_uuid()));
+  *registered->mutable_valuation() = money(25'000'000);
+  return command;
 }
 
 // One stream's events, encoded, in order.
@@ -389,6 +416,85 @@ RebuildResult measure_rebuild(const std::string& database, const std::string& na
   return result;
 }
 
+// W6: commit to read model. Commands at a steady `rate` per second for `duration`, while a
+// runner in this process follows the log live with the assets projection; a poller looks
+// for each new asset in deedkit_read.asset_summary every millisecond. A sample is the time
+// from the command's commit to the poll that first saw its row (so up to a millisecond
+// late).
+bench::LoadResult measure_live_lag(const std::string& database, int rate,
+                                   std::chrono::seconds duration) {
+  ConnectionPool pool(PoolOptions{.database_uri = database, .max_connections = 4});
+  EventStore store(pool);
+  CommandHandler<realestate::AssetDecider> handler(store);
+  const auto catalog = realestate::make_real_estate_projections();
+  const Projection* assets = nullptr;
+  for (const auto& candidate : catalog) {
+    if (candidate->name() == "assets") assets = candidate.get();
+  }
+  ProjectionRunner runner(pool, {assets}, RunnerOptions{});
+  runner.start();
+
+  std::mutex mutex;
+  std::map<std::string, Clock::time_point> committed;  // guarded by mutex
+  std::vector<double> latencies_ms;                    // guarded by mutex
+  std::atomic<bool> writing{true};
+  std::thread poller([&] {
+    pqxx::connection connection(database);
+    const auto give_up_after = std::chrono::seconds(30);
+    auto last_progress = Clock::now();
+    while (true) {
+      std::string ids = "{";
+      {
+        std::lock_guard lock(mutex);
+        if (!writing && committed.empty()) return;
+        for (const auto& [id, at] : committed) ids += (ids.size() > 1 ? "," : "") + id;
+      }
+      if (ids.size() > 1) {
+        pqxx::nontransaction tx(connection);
+        const pqxx::result seen = tx.exec_params(
+            "SELECT asset_id::text FROM deedkit_read.asset_summary "
+            "WHERE asset_id = ANY($1::uuid[])", ids + "}");
+        const auto now = Clock::now();
+        std::lock_guard lock(mutex);
+        for (const auto& row : seen) {
+          const auto found = committed.find(row[0].c_str());
+          if (found == committed.end()) continue;
+          latencies_ms.push_back(
+              std::chrono::duration<double, std::milli>(now - found->second).count());
+          committed.erase(found);
+          last_progress = now;
+        }
+      }
+      if (Clock::now() - last_progress > give_up_after) die("the projection stopped following");
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  });
+
+  const auto start = Clock::now();
+  const auto interval = std::chrono::nanoseconds(1'000'000'000 / rate);
+  const long long commands = rate * duration.count();
+  for (long long i = 0; i < commands; ++i) {
+    std::this_thread::sleep_until(start + i * interval);
+    const std::string asset_id = to_string(new_uuid());
+    const auto outcome = handler.handle(live_registration(asset_id), {});
+    if (!outcome || outcome->rejection) die("a live-lag command failed");
+    std::lock_guard lock(mutex);
+    committed.emplace(asset_id, Clock::now());
+  }
+  writing = false;
+  poller.join();
+  runner.stop();
+
+  std::sort(latencies_ms.begin(), latencies_ms.end());
+  const auto at = [&](double fraction) {
+    return latencies_ms[static_cast<std::size_t>(fraction * (latencies_ms.size() - 1))];
+  };
+  return bench::LoadResult{.name = "W6 commit-to-projection", .clients = 1,
+                           .operations = static_cast<long long>(latencies_ms.size()),
+                           .per_second = static_cast<double>(rate), .p50_ms = at(0.5),
+                           .p99_ms = at(0.99), .max_ms = latencies_ms.back()};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -396,10 +502,12 @@ int main(int argc, char** argv) {
   long long events = 1'000'000;
   int batch_size = RunnerOptions{}.batch_size;
   std::string json_path;
+  bool quick = false;
   for (int i = 1; i < argc; ++i) {
     const bool has_value = i + 1 < argc;
     if (!std::strcmp(argv[i], "--quick")) {
       events = 20'000;
+      quick = true;
     } else if (has_value && !std::strcmp(argv[i], "--database")) {
       database = argv[++i];
     } else if (has_value && !std::strcmp(argv[i], "--events")) {
@@ -456,5 +564,10 @@ int main(int argc, char** argv) {
     connection = connect(database);
   }
   PQfinish(connection);
+
+  // After the rebuilds the assets projection's live generation is at the head of the log.
+  const auto lag = measure_live_lag(database, 1000, std::chrono::seconds(quick ? 1 : 5));
+  bench::print_row(lag, nullptr);
+  if (!json_path.empty()) bench::append_json(json_path, lag, nullptr);
   return 0;
 }
