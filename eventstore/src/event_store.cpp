@@ -140,6 +140,17 @@ std::string uuid_array_literal(std::span<const NewEvent> events) {
   return literal + "}";
 }
 
+// The five parameters each event takes in both append statements, in their order.
+void bind_events(BinaryParams& params, std::span<const NewEvent> events) {
+  for (const NewEvent& event : events) {
+    params.uuid(event.event_id)
+        .text(event.event_type)
+        .int4(event.schema_version)
+        .bytea(event.payload)
+        .jsonb(metadata_to_json(event.metadata));
+  }
+}
+
 // Runs after an append wrote fewer rows than asked: either every event is already stored
 // here at these positions (a retry: success), or the stream moved (a conflict).
 // Where an append runs: a caller's transaction, or one autocommit statement; `poison` marks
@@ -226,13 +237,7 @@ Result<AppendResult> append_rows_once(const AppendTarget& target, const std::str
 
     BinaryParams params;
     params.text(stream_id).int8(chunk_expected.encoded());
-    for (const NewEvent& event : chunk) {
-      params.uuid(event.event_id)
-          .text(event.event_type)
-          .int4(event.schema_version)
-          .bytea(event.payload)
-          .jsonb(metadata_to_json(event.metadata));
-    }
+    bind_events(params, chunk);
     const pqxx::result written = target.tx.exec_prepared(statement, params.dynamic());
     rows_written += written.size();
     if (written.size() != chunk.size()) break;
@@ -260,13 +265,7 @@ Result<AppendResult> append_atomic_once(const AppendTarget& target, const std::s
   BinaryParams params;
   params.text(stream_id);
   if (shape != AtomicShape::kNew) params.int8(expected.encoded());
-  for (const NewEvent& event : events) {
-    params.uuid(event.event_id)
-        .text(event.event_type)
-        .int4(event.schema_version)
-        .bytea(event.payload)
-        .jsonb(metadata_to_json(event.metadata));
-  }
+  bind_events(params, events);
 
   std::size_t rows_written = 0;
   try {
