@@ -167,6 +167,40 @@ TEST_F(RealEstateProjectionTest, RentRollEqualsTheFoldOfAScriptedHistory) {
             12);
 }
 
+TEST_F(RealEstateProjectionTest, ACorruptEventStopsOnlyTheProjectionThatReadsIt) {
+  const std::string asset = script().register_asset(fresh_id(), "Flat", "Breda", 200000);
+  const std::string stream = "asset-" + asset;
+  const NewEvent corrupt{new_uuid(), "deedkit.realestate.v1.AssetReappraised", 1,
+                         "\xff\xff not protobuf", {}};
+  ASSERT_TRUE(store().append(stream, ExpectedVersion::exact(1), std::span(&corrupt, 1)));
+  const std::string lease = script().draft_lease(asset, fresh_id(), 1200, "2020-01-01",
+                                                 "2020-03-31");
+  script().sign(lease);
+
+  ProjectionRunner runner(pool(), all_, fast_options());
+  runner.start();
+  const bool assets_stopped = wait_for(
+      [&] {
+        const auto status = status_of("assets");
+        return status && status->live && status->live->failure;
+      },
+      "the assets projection to stop at the corrupt event");
+  const std::vector<const Projection*> rent_roll_only{&rent_roll_};
+  const bool rent_roll_followed = wait_until_caught_up(rent_roll_only);
+  runner.stop();
+
+  ASSERT_TRUE(assets_stopped);
+  const FailedEvent failure = *status_of("assets")->live->failure;
+  EXPECT_EQ(failure.stream_id, stream);
+  EXPECT_EQ(failure.event_type, "deedkit.realestate.v1.AssetReappraised");
+  EXPECT_NE(failure.error.find(stream + "@2"), std::string::npos) << failure.error;
+  EXPECT_EQ(summary_column("version", asset), "1") << "applied up to the corrupt event";
+  EXPECT_TRUE(rent_roll_followed) << "a corrupt asset event must not stop the rent roll";
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.rent_roll WHERE lease_id = '" +
+                      lease + "'"),
+            3);
+}
+
 TEST_F(RealEstateProjectionTest, RentRollStatusIsPaidDueOrOverdue) {
   const std::string asset = script().register_asset(fresh_id(), "Flat", "Breda", 200000);
   const std::string past = script().draft_lease(asset, fresh_id(), 1000, "2020-01-01",

@@ -269,6 +269,31 @@ TEST_F(HttpApiTest, MetricsShowOutboxDeadLettersAndEachProjectionsLag) {
               "DELETE FROM deedkit.projection_generations WHERE projection = 'metrics_probe'");
 }
 
+TEST_F(HttpApiTest, ACorruptEventIsA500NamingItWhileOtherAssetsStayReadable) {
+  const std::string broken = register_asset();
+  const std::string healthy = register_asset();
+  query_value(database_uri(),
+              "INSERT INTO deedkit.events (stream_id, stream_version, event_id, event_type, "
+              "payload) VALUES ('asset-" + broken + "', 2, gen_random_uuid(), "
+              "'deedkit.realestate.v1.AssetReappraised', '\\xffff')");
+
+  const auto read = client().Get(("/v1/assets/" + broken).c_str());
+  const auto command = post("ReappraiseAsset",
+                            R"({"asset_id":")" + broken +
+                                R"(","valuation":{"amount_minor":1,"currency":"EUR"}})",
+                            fresh_key());
+  const auto other = client().Get(("/v1/assets/" + healthy).c_str());
+
+  expect_problem(read, 500, "asset-" + broken + "@2");
+  EXPECT_NE(read->body.find("corrupt-data"), std::string::npos) << read->body;
+  expect_problem(command, 500, "AssetReappraised");
+  EXPECT_EQ(other->status, 200) << "one corrupt stream must not affect others";
+  EXPECT_EQ(query_value(database_uri(), "SELECT count(*) FROM deedkit.events "
+                                        "WHERE stream_id = 'asset-" + broken + "'"),
+            "2")
+      << "no command runs on a state that could not be loaded";
+}
+
 TEST_F(HttpApiTest, LeasesAreServedToo) {
   const std::string asset_id = register_asset();
   const auto drafted = post("DraftLease",
