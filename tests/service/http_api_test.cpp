@@ -4,10 +4,14 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include "deedkit/projections/admin.hpp"
+#include "deedkit/projections/real_estate.hpp"
+#include "deedkit/projections/runner.hpp"
 #include "deedkit/service/http_service.hpp"
 #include "test_database.hpp"
 
@@ -309,6 +313,64 @@ TEST_F(HttpApiTest, LeasesAreServedToo) {
 
   EXPECT_EQ(lease->status, 200);
   EXPECT_NE(lease->body.find("\"tenant_id\":\"" + kBuyer + "\""), std::string::npos);
+}
+
+TEST_F(HttpApiTest, ListingsAndPortfoliosAreServedFromTheReadModels) {
+  const std::string owner = to_string(new_uuid());
+  const auto register_in = [&](const std::string& city, long long price) {
+    std::string body = register_body("Listed", 1000000);
+    body.replace(body.find("Amsterdam"), 9, city);
+    body.replace(body.find(kOwner), kOwner.size(), owner);
+    const auto created = post("RegisterAsset", body, fresh_key());
+    const std::string location = created->get_header_value("Location");
+    const std::string id = location.substr(location.rfind('/') + 1);
+    EXPECT_EQ(post("ListAssetForSale",
+                   R"({"asset_id":")" + id + R"(","asking_price":{"amount_minor":)" +
+                       std::to_string(price) + R"(,"currency":"EUR"}})",
+                   fresh_key())
+                  ->status,
+              200);
+    return id;
+  };
+  const std::string cheap = register_in("Haarlem", 200000);
+  const std::string dear = register_in("Haarlem", 900000);
+  register_in("Leiden", 300000);
+
+  realestate::AssetsProjection assets;
+  const std::vector<const Projection*> projections{&assets};
+  ProjectionRunner runner(pool(), projections, RunnerOptions{});
+  runner.start();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  bool caught_up = false;
+  while (!caught_up && std::chrono::steady_clock::now() < give_up) {
+    const auto status = projection_status(pool(), projections, true);
+    caught_up = status && !status->empty() && status->front().live &&
+                !status->front().building && status->front().live->lag_events == 0;
+    if (!caught_up) std::this_thread::yield();
+  }
+  runner.stop();
+  ASSERT_TRUE(caught_up) << "the assets projection did not catch up";
+
+  const auto haarlem = client().Get("/v1/listings?city=Haarlem&min_price=100000&max_price=1000000");
+  const auto first_page = client().Get("/v1/listings?city=Haarlem&limit=1");
+  const auto in_range = client().Get("/v1/listings?min_price=250000&max_price=950000");
+  const auto bad_price = client().Get("/v1/listings?min_price=cheap");
+  const auto portfolio = client().Get(("/v1/owners/" + owner + "/portfolio").c_str());
+
+  ASSERT_EQ(haarlem->status, 200) << haarlem->body;
+  EXPECT_NE(haarlem->body.find(cheap), std::string::npos) << haarlem->body;
+  EXPECT_NE(haarlem->body.find(dear), std::string::npos) << haarlem->body;
+  EXPECT_EQ(haarlem->body.find("Leiden"), std::string::npos) << haarlem->body;
+  EXPECT_NE(first_page->body.find(cheap), std::string::npos) << "cheapest first";
+  EXPECT_NE(first_page->body.find("\"next_page_token\":\"1\""), std::string::npos)
+      << first_page->body;
+  EXPECT_EQ(in_range->body.find(cheap), std::string::npos) << "below min_price";
+  EXPECT_NE(in_range->body.find(dear), std::string::npos) << in_range->body;
+  expect_problem(bad_price, 400, "min_price");
+  ASSERT_EQ(portfolio->status, 200) << portfolio->body;
+  EXPECT_NE(portfolio->body.find("\"asset_count\":3"), std::string::npos) << portfolio->body;
+  EXPECT_NE(portfolio->body.find("\"total_valuation_minor\":3000000"), std::string::npos)
+      << portfolio->body;
 }
 
 class HttpAuthTest : public DatabaseTest {};
