@@ -45,7 +45,8 @@ Check check_same_currency(std::string_view field, const v1::Money& money,
 Check check_name(std::string_view name);
 
 // incomplete_address when line1, city or postal_code is blank; text_too_long when one of
-// them exceeds kMaxNameLength; control_character as for names; invalid_country_code unless two upper-case ASCII letters.
+// them exceeds kMaxNameLength; control_character as for names; invalid_country_code unless
+// two upper-case ASCII letters.
 Check check_address(const v1::Address& address);
 
 // missing_reason when blank; text_too_long beyond kMaxReasonLength; control_character for

@@ -426,8 +426,9 @@ constexpr int kSnapshotFlagColumn = 4;
 // is written as one row comparison, "after the checkpoint and at or above the horizon", and
 // asks for the first such row in index order, so the scan starts at the horizon and stops at
 // once: as two conditions (or as EXISTS, which the planner may answer with a sequential
-// scan), it read every event after the checkpoint, which made a rebuild quadratic. It always returns at
-// least one row: the flag, with NULL event columns when the batch is empty.
+// scan), it read every event after the checkpoint, which made a rebuild quadratic.
+// The statement always returns at least one row: the flag, with NULL event columns when the
+// batch is empty.
 const std::string kReadAllSql =
     std::string(
         "WITH horizon AS NOT MATERIALIZED "

@@ -59,7 +59,8 @@ const std::regex& name_pattern() {
 // Replaces each view of the projection so it reads the generation's tables. CREATE OR
 // REPLACE keeps the grants readers hold; a view whose columns changed shape (a new version)
 // cannot be replaced that way, and is dropped and created again in the same transaction.
-void point_views(pqxx::transaction_base& tx, const Projection& projection, const GenerationTables& tables) {
+void point_views(pqxx::transaction_base& tx, const Projection& projection,
+                 const GenerationTables& tables) {
   for (const ProjectionView& view : projection.views()) {
     const std::string name = "deedkit_read." + view.name;
     const std::string select = tables.expand(view.select);

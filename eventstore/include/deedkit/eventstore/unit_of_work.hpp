@@ -48,8 +48,9 @@ class UnitOfWork {
   // before stays committed. A no-op in a transaction already. Fails like begin().
   [[nodiscard]] Result<void> begin_transaction();
 
-  // Commits (in an autocommit unit: nothing left to commit, unless poisoned). Fails with kOutcomeUnknown when the connection broke while the commit was in
-  // flight (the data may or may not be stored: never retry such a write blindly), with
+  // Commits (in an autocommit unit there is nothing left to commit, unless it is poisoned).
+  // Fails with kOutcomeUnknown when the connection broke while the commit was in flight
+  // (the data may or may not be stored: never retry such a write blindly), with
   // kFailedPrecondition if an earlier step poisoned this unit, or as database_error() maps.
   [[nodiscard]] Result<void> commit();
 

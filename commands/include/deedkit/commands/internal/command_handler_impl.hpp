@@ -120,7 +120,9 @@ Result<CommandOutcome<D>> CommandHandler<D>::handle(UnitOfWork& unit,
     auto appended = store_.append(unit, outcome.stream_id, expected, *events);
     if (appended) {
       outcome.state = std::move(loaded->state);
-      for (const auto& event : *decision) outcome.state = D::evolve(std::move(outcome.state), event);
+      for (const auto& event : *decision) {
+        outcome.state = D::evolve(std::move(outcome.state), event);
+      }
       outcome.version = appended->last_version;
       outcome.appended = std::move(*events);
       if (auto saved = maybe_snapshot(unit, outcome, loaded->version); !saved) {
