@@ -376,7 +376,9 @@ struct RebuildResult {
     if (!statuses) continue;
     // The answer lists every projection the database knows, not only the one watched.
     const auto found = std::find_if(statuses->begin(), statuses->end(),
-                                    [&](const ProjectionStatus& each) { return each.name == name; });
+                                    [&](const ProjectionStatus& each) {
+                                      return each.name == name;
+                                    });
     if (found == statuses->end()) continue;
     const ProjectionStatus& status = *found;
     if (status.live && status.live->generation == request->generation) {

@@ -82,7 +82,8 @@ class DemoClient {
     auto result = http_.Post("/v1/commands/" + name, headers, body, "application/json");
     if (!result) demo_failed("POST /v1/commands/" + name + " got no answer");
     ++requests_;
-    return {result->status, result->body, result->get_header_value("Idempotent-Replayed") == "true"};
+    return {result->status, result->body,
+            result->get_header_value("Idempotent-Replayed") == "true"};
   }
 
   Reply get(const std::string& path) {
@@ -109,7 +110,8 @@ std::string register_body(const std::string& name, const std::string& city,
 
 // Reads back from JetStream every message published since `since` whose stream is one of
 // `streams`, checking each stream's versions arrive in order. Returns the count read.
-int read_back_from_jetstream(const std::string& nats_url, std::chrono::system_clock::time_point since,
+int read_back_from_jetstream(const std::string& nats_url,
+                             std::chrono::system_clock::time_point since,
                              const std::set<std::string>& streams, int expected) {
   natsConnection* connection = nullptr;
   jsCtx* context = nullptr;
@@ -285,7 +287,9 @@ void run_demo(const GlobalOptions& globals) {
   relay_options.nats_url = nats;
   Relay relay(relay_options);
   std::thread relaying([&relay] {
-    if (auto ran = relay.run(); !ran) spdlog::error("demo: relay stopped: {}", ran.error().to_string());
+    if (auto ran = relay.run(); !ran) {
+      spdlog::error("demo: relay stopped: {}", ran.error().to_string());
+    }
   });
   const bool drained = wait_until(
       [&pool] {

@@ -42,7 +42,9 @@ void run_up(const GlobalOptions& globals, const std::string& listen) {
   relay_options.nats_url = nats;
   Relay relay(relay_options);
   std::thread relaying([&relay] {
-    if (auto ran = relay.run(); !ran) spdlog::error("up: relay stopped: {}", ran.error().to_string());
+    if (auto ran = relay.run(); !ran) {
+      spdlog::error("up: relay stopped: {}", ran.error().to_string());
+    }
   });
 
   const auto projections = realestate::make_real_estate_projections();

@@ -78,7 +78,8 @@ void send_asset_events(httplib::Response& response, const ReadContext& context,
   auto events = context.store.read_stream_forward(stream, 1, 10000);
   if (!events) return send_problem(response, problem_for(events.error()));
   if (events->empty()) {
-    return send_problem(response, {404, "not-found", "Not found", "no asset " + to_string(*id), ""});
+    return send_problem(response,
+                        {404, "not-found", "Not found", "no asset " + to_string(*id), ""});
   }
 
   std::string json = "{\"stream_id\":" + json_string(stream) + ",\"items\":[";

@@ -47,7 +47,8 @@ TEST_F(ImmutabilityTest, UpdateIsRefusedEvenForTheOwner) {
 }
 
 TEST_F(ImmutabilityTest, DeleteIsRefusedEvenForTheOwner) {
-  EXPECT_EQ(attempt("DELETE FROM deedkit.events WHERE stream_id = '" + stream_ + "'"), "permission_denied");
+  EXPECT_EQ(attempt("DELETE FROM deedkit.events WHERE stream_id = '" + stream_ + "'"),
+            "permission_denied");
   EXPECT_EQ(count(), "2");
 }
 
@@ -62,10 +63,12 @@ TEST_F(ImmutabilityTest, TheWriterRoleCanAppendButHasNoRightToRewrite) {
       "VALUES ('" + stream_ + "', 3, gen_random_uuid(), 'test.Happened', 'p')";
 
   EXPECT_EQ(attempt(insert, "deedkit_writer"), "ok");
-  EXPECT_EQ(attempt("UPDATE deedkit.events SET payload = 'x'", "deedkit_writer"), "permission_denied");
+  EXPECT_EQ(attempt("UPDATE deedkit.events SET payload = 'x'", "deedkit_writer"),
+            "permission_denied");
   EXPECT_EQ(attempt("DELETE FROM deedkit.events", "deedkit_writer"), "permission_denied");
   EXPECT_EQ(attempt("TRUNCATE deedkit.events", "deedkit_writer"), "permission_denied");
-  EXPECT_EQ(attempt("ALTER TABLE deedkit.events DISABLE TRIGGER ALL", "deedkit_writer"), "permission_denied");
+  EXPECT_EQ(attempt("ALTER TABLE deedkit.events DISABLE TRIGGER ALL", "deedkit_writer"),
+            "permission_denied");
   EXPECT_EQ(count(), "3");
 }
 

@@ -14,6 +14,7 @@
 #include <httplib.h>
 
 #include "deedkit/service/http_service.hpp"
+#include "suite_service.hpp"
 #include "test_database.hpp"
 
 namespace deedkit::testing {
@@ -142,11 +143,7 @@ class HostileInputTest : public DatabaseTest {
     options.max_body_bytes = kMaxBody;
     options.read_timeout = std::chrono::seconds(1);
     options.tokens = {{kAliceToken, "alice"}, {kBobToken, "bob"}};
-    service_ = std::make_unique<service::HttpService>(options, pool());
-    if (auto started = service_->start(); !started) {
-      std::fprintf(stderr, "cannot start the service: %s\n", started.error().to_string().c_str());
-      std::exit(1);  // a fatal failure here would only skip the suite
-    }
+    service_ = start_suite_service(options, pool());
   }
   static void TearDownTestSuite() {
     service_.reset();

@@ -13,6 +13,7 @@
 #include "deedkit/projections/real_estate.hpp"
 #include "deedkit/projections/runner.hpp"
 #include "deedkit/service/http_service.hpp"
+#include "suite_service.hpp"
 #include "test_database.hpp"
 
 namespace deedkit::testing {
@@ -38,11 +39,7 @@ class HttpApiTest : public DatabaseTest {
     options.worker_threads = 4;
     options.max_body_bytes = 4096;
     options.idempotency.wait_for_in_flight = std::chrono::milliseconds(100);
-    service_ = std::make_unique<service::HttpService>(options, pool());
-    if (auto started = service_->start(); !started) {
-      std::fprintf(stderr, "cannot start the service: %s\n", started.error().to_string().c_str());
-      std::exit(1);  // a fatal failure here would only skip the suite
-    }
+    service_ = start_suite_service(options, pool());
   }
   static void TearDownTestSuite() {
     service_.reset();

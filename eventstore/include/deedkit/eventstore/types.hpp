@@ -25,7 +25,8 @@ struct EventMetadata {
 // An event about to be appended. `payload` is opaque bytes (deedkit writes Protobuf).
 struct NewEvent {
   Uuid event_id;
-  std::string event_type;  // the Protobuf full message name, e.g. deedkit.realestate.AssetRegistered
+  // The Protobuf full message name, e.g. deedkit.realestate.v1.AssetRegistered.
+  std::string event_type;
   int schema_version = 1;
   std::string payload;
   EventMetadata metadata;
