@@ -1,12 +1,12 @@
 #include "deedkit/idempotency/idempotency.hpp"
 
-#include <pqxx/binarystring>
 #include <pqxx/except>
 #include <pqxx/result>
 
 #include "deedkit/core/sha256.hpp"
 #include "deedkit/engine/event_codec.hpp"
 #include "deedkit/eventstore/binary_params.hpp"
+#include "stored_rows.hpp"
 
 namespace deedkit {
 
@@ -48,51 +48,10 @@ const std::string kClaimSql =
     "fingerprint_version) SELECT $1::text, $2::text, $3::text, $4::text, $5::int2 "
     "FROM settings ON CONFLICT DO NOTHING RETURNING 1";
 
-const std::string kStoredSql =
-    "SELECT command_name, fingerprint, fingerprint_version, response_status, "
-    "array_to_string(response_headers, E'\\n'), response_body "
-    "FROM deedkit.idempotency_keys WHERE scope = $1 AND idempotency_key = $2";
-
 const std::string kStoreResponseSql =
     "UPDATE deedkit.idempotency_keys SET response_status = $3::int4, "
     "response_headers = string_to_array($4::text, E'\\n'), response_body = $5::bytea "
     "WHERE scope = $1::text AND idempotency_key = $2::text";
-
-bool is_lock_timeout(const std::exception& error) {
-  const auto* sql = dynamic_cast<const pqxx::sql_error*>(&error);
-  if (!sql) return false;
-  // libpqxx 6.4 leaves sqlstate() empty for some error classes; the message is stable.
-  return sql->sqlstate() == "55P03" ||
-         std::string_view(sql->what()).find("lock timeout") != std::string_view::npos;
-}
-
-std::string header_lines(const StoredResponse& response) {
-  std::string lines;
-  for (const auto& [name, value] : response.headers) {
-    if (!lines.empty()) lines.push_back('\n');
-    lines += name + ": " + value;
-  }
-  return lines;
-}
-
-StoredResponse parse_stored_response(const pqxx::row& row) {
-  StoredResponse response;
-  response.status = row[3].as<int>();
-  const std::string lines = row[4].is_null() ? "" : row[4].c_str();
-  std::size_t start = 0;
-  while (start < lines.size()) {
-    std::size_t end = lines.find('\n', start);
-    if (end == std::string::npos) end = lines.size();
-    const std::string line = lines.substr(start, end - start);
-    const std::size_t colon = line.find(": ");
-    if (colon != std::string::npos) {
-      response.headers.emplace_back(line.substr(0, colon), line.substr(colon + 2));
-    }
-    start = end + 1;
-  }
-  response.body = pqxx::binarystring(row[5]).str();
-  return response;
-}
 
 enum class ClaimState { kClaimed, kStoredElsewhere };
 
@@ -107,11 +66,9 @@ Result<ClaimState> claim(UnitOfWork& unit, const IdempotencyKey& key,
         fingerprint.version, std::to_string(wait.count()) + "ms");
     return claimed.empty() ? ClaimState::kStoredElsewhere : ClaimState::kClaimed;
   } catch (const std::exception& error) {
-    if (is_lock_timeout(error)) {
+    if (idempotency_rows::is_lock_timeout(error)) {
       unit.poison("idempotency claim timed out");
-      return fail(ErrorCode::kDeadlineExceeded,
-                  "a request with Idempotency-Key '" + key.key + "' is still in progress; "
-                  "retry later");
+      return std::unexpected(idempotency_rows::still_in_progress(key));
     }
     return std::unexpected(unit.fail_with_current_exception("claim idempotency key"));
   }
@@ -121,27 +78,14 @@ Result<IdempotentResult> replay_stored(UnitOfWork& unit, const IdempotencyKey& k
                                        std::string_view command_name,
                                        const RequestFingerprint& fingerprint) {
   try {
-    unit.lease().ensure_prepared("deedkit_idem_stored", kStoredSql);
+    unit.lease().ensure_prepared("deedkit_idem_stored", idempotency_rows::kStoredRowSql);
     const pqxx::result stored = unit.tx().exec_prepared("deedkit_idem_stored", key.scope,
                                                         key.key);
     if (stored.empty()) {
       // The row we collided with was purged between our insert and this read.
       return fail(ErrorCode::kAborted, "idempotency key vanished while being read; retry");
     }
-    const pqxx::row row = stored[0];
-    const bool same_request = command_name == row[0].c_str() &&
-                              fingerprint.hex == row[1].c_str() &&
-                              fingerprint.version == row[2].as<int>();
-    if (!same_request) {
-      return fail(ErrorCode::kAlreadyExists,
-                  "Idempotency-Key '" + key.key + "' was already used for a different request (" +
-                      row[0].c_str() + "); use a new key for a new request");
-    }
-    if (row[3].is_null()) {
-      return fail(ErrorCode::kInternal,
-                  "idempotency key '" + key.key + "' is stored without a response");
-    }
-    return IdempotentResult{parse_stored_response(row), true};
+    return idempotency_rows::replay_or_mismatch(stored[0], 0, key, command_name, fingerprint);
   } catch (const std::exception&) {
     return std::unexpected(unit.fail_with_current_exception("read stored response"));
   }
@@ -155,7 +99,7 @@ Result<void> store_response(UnitOfWork& unit, const IdempotencyKey& key,
     params.text(key.scope)
         .text(key.key)
         .int4(response.status)
-        .text(header_lines(response))
+        .text(idempotency_rows::header_lines(response))
         .bytea(response.body);
     unit.tx().exec_prepared("deedkit_idem_store", params.dynamic());
     return {};
@@ -212,13 +156,8 @@ Result<IdempotentResult> with_idempotency(ConnectionPool& pool, const Idempotenc
                                           const RequestFingerprint& fingerprint,
                                           const IdempotentBody& body,
                                           const IdempotencyOptions& options) {
-  if (auto valid = validate_idempotency_key(key.key); !valid) {
+  if (auto valid = idempotency_rows::validate_call(key, options); !valid) {
     return std::unexpected(valid.error());
-  }
-  // PostgreSQL reads a lock_timeout of 0 as "wait forever": the bound must be real.
-  if (options.wait_for_in_flight.count() < 1) {
-    return fail(ErrorCode::kInvalidArgument,
-                "the wait for an attempt in flight must be at least 1 ms");
   }
 
   for (int attempt = 1;; ++attempt) {

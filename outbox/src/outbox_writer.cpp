@@ -56,4 +56,12 @@ Result<void> write_outbox_rows(UnitOfWork& unit, const std::string& stream_id,
   }
 }
 
+const std::string& outbox_insert_from_appended_sql() {
+  static const std::string sql =
+      "INSERT INTO deedkit.outbox (event_id, stream_id, stream_version, event_type, "
+      "schema_version, payload, metadata) SELECT event_id, stream_id, stream_version, "
+      "event_type, schema_version, payload, metadata FROM appended ORDER BY stream_version";
+  return sql;
+}
+
 }  // namespace deedkit

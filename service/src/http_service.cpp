@@ -229,9 +229,9 @@ void HttpService::install_routes() {
     const std::string principal = principal_of(request);
     CommandContext context;
     context.principal = principal;
-    auto result = with_idempotency(
+    auto result = with_idempotency_in_one_statement(
         pool_, {principal, key}, entry->name, parsed->fingerprint,
-        [&](UnitOfWork& unit) { return parsed->execute(unit, context); }, options_.idempotency);
+        [&](UnitOfWork& reads) { return parsed->plan(reads, context); }, options_.idempotency);
     if (!result) return send_problem(response, problem_for(result.error()));
 
     metrics_.observe_command(

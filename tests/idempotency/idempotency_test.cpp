@@ -3,30 +3,23 @@
 #include <thread>
 
 #include <gtest/gtest.h>
-#include <google/protobuf/wrappers.pb.h>
 
 #include "deedkit/idempotency/idempotency.hpp"
 #include "deedkit/idempotency/key_janitor.hpp"
 #include "deedkit/outbox/outbox_writer.hpp"
 #include "event_factory.hpp"
-#include "test_database.hpp"
+#include "keyed_command_test.hpp"
 
 namespace deedkit::testing {
 namespace {
 
 // The command under test registers a "thing": one event in a new stream plus its outbox row,
 // and answers 201 with the stream in the body and a Location header.
-class IdempotencyTest : public DatabaseTest {
+class IdempotencyTest : public KeyedCommandTest {
  protected:
   struct Counters {
     std::atomic<int> runs{0};
   };
-
-  static RequestFingerprint fingerprint_of(const std::string& body) {
-    google::protobuf::StringValue command;
-    command.set_value(body);
-    return fingerprint_request("RegisterThing", command);
-  }
 
   // A body that appends one event and one outbox row; `step_hook` runs between the steps.
   static IdempotentBody register_thing(Counters& counters, const std::string& stream,
@@ -55,28 +48,6 @@ class IdempotencyTest : public DatabaseTest {
       reply.response.body = "{\"stream\":\"" + stream + "\",\"version\":1}";
       return reply;
     };
-  }
-
-  static std::string count(const std::string& table, const std::string& stream) {
-    return query_value(database_uri(), "SELECT count(*) FROM deedkit." + table +
-                                           " WHERE stream_id = '" + stream + "'");
-  }
-
-  static std::string key_count(const std::string& key) {
-    return query_value(database_uri(),
-                       "SELECT count(*) FROM deedkit.idempotency_keys WHERE idempotency_key = '" +
-                           key + "'");
-  }
-
-  static std::string fresh_key() { return "key-" + to_string(new_uuid()); }
-
-  // Blocks until some backend of this database waits on a lock.
-  static void wait_until_someone_waits_on_a_lock() {
-    while (query_value(database_uri(),
-                       "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                       "AND datname = current_database()") == "0") {
-      std::this_thread::yield();
-    }
   }
 };
 
@@ -208,7 +179,7 @@ TEST_F(IdempotencyTest, ASecondAttemptWaitsForTheFirstAndReplaysItsResponse) {
     return with_idempotency(pool(), key, "RegisterThing", fingerprint_of("a"),
                             register_thing(counters, stream));
   });
-  wait_until_someone_waits_on_a_lock();
+  wait_for_a_lock_waiter();
   release_first.set_value();
 
   const auto first_result = first.get();
@@ -242,7 +213,7 @@ TEST_F(IdempotencyTest, ASecondAttemptRunsAsNewWhenTheFirstFails) {
     return with_idempotency(pool(), key, "RegisterThing", fingerprint_of("a"),
                             register_thing(counters, stream));
   });
-  wait_until_someone_waits_on_a_lock();
+  wait_for_a_lock_waiter();
   release_first.set_value();
 
   EXPECT_FALSE(first.get().has_value());

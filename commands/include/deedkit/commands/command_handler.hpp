@@ -51,6 +51,7 @@ struct CommandOutcome {
   std::optional<Rejection> rejection;  // set when decide said no; nothing was appended
   bool created = false;                // the command created the aggregate
   std::int64_t version = 0;            // the stream's version after the command
+  std::int64_t version_read = 0;       // the version decide saw (appended after it)
   std::vector<NewEvent> appended;      // versions version-appended.size()+1 .. version
   typename D::State state = D::initial_state();
   int attempts = 0;
@@ -87,11 +88,27 @@ class CommandHandler {
   [[nodiscard]] Result<CommandOutcome<D>> handle(typename D::Command command,
                                                  const CommandContext& context) const;
 
+  // Loads and decides, and writes nothing: `appended` holds the events that would follow
+  // `version_read`, `version` and `state` what the stream would then be. For callers that
+  // write the events themselves (with_idempotency_in_one_statement); a conflict means
+  // planning again.
+  [[nodiscard]] Result<CommandOutcome<D>> plan(UnitOfWork& unit, typename D::Command command,
+                                               const CommandContext& context) const;
+
+  // Saves a snapshot when the outcome's events took the version past a multiple of
+  // snapshot_every. handle() does this itself; a caller of plan() does it after writing.
+  [[nodiscard]] Result<void> save_snapshot_if_due(UnitOfWork& unit,
+                                                  const CommandOutcome<D>& outcome) const;
+
  private:
   Result<std::vector<NewEvent>> encode(const std::vector<typename D::Event>& events,
                                        const CommandContext& context) const;
-  Result<void> maybe_snapshot(UnitOfWork& unit, const CommandOutcome<D>& outcome,
-                              std::int64_t version_before) const;
+  // Names the command's aggregate, giving it a new id when the command leaves that to us.
+  CommandOutcome<D> start(typename D::Command& command) const;
+  // Decides on `loaded` and fills the outcome: a rejection, or the encoded events and the
+  // state after them.
+  Result<void> decide_on(LoadedAggregate<D> loaded, const typename D::Command& command,
+                         const CommandContext& context, CommandOutcome<D>& outcome) const;
 
   const EventStore& store_;
   HandlerOptions options_;

@@ -20,4 +20,8 @@ namespace deedkit {
                                              std::int64_t first_version,
                                              std::span<const NewEvent> events);
 
+// The same rows as one INSERT ... SELECT from `appended`, the new rows of deedkit.events
+// in a statement that appends them (CommandPlan::writes_from_appended).
+const std::string& outbox_insert_from_appended_sql();
+
 }  // namespace deedkit

@@ -4,14 +4,16 @@
 //
 // Each alternative of a decider's Command oneof becomes one command, named after its message
 // type. A command is parsed from its Protobuf JSON mapping (proto field names in snake_case,
-// or lowerCamelCase; unknown fields are refused), fingerprinted, and executed in the caller's
-// unit of work: handler, then one outbox row per appended event, then the reply.
+// or lowerCamelCase; unknown fields are refused), fingerprinted, and then either planned (for
+// with_idempotency_in_one_statement, which writes events, outbox rows and the reply in one
+// statement) or executed in the caller's unit of work (for with_idempotency).
 //
 // Thread-safety: fill with add() before serving; lookups and executions are then safe from
 // any thread. The handlers passed to add() must outlive the catalog.
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -21,6 +23,7 @@
 #include "deedkit/commands/command_handler.hpp"
 #include "deedkit/core/json_text.hpp"
 #include "deedkit/idempotency/idempotency.hpp"
+#include "deedkit/idempotency/one_statement.hpp"
 #include "deedkit/outbox/outbox_writer.hpp"
 #include "deedkit/service/problem.hpp"
 
@@ -29,6 +32,10 @@ namespace deedkit::service {
 // A command parsed from a request, ready to run once.
 struct ParsedCommand {
   RequestFingerprint fingerprint;
+  // For with_idempotency_in_one_statement: loads and decides through an autocommit unit;
+  // the plan appends the events with their outbox rows.
+  std::function<Result<CommandPlan>(UnitOfWork&, const CommandContext&)> plan;
+  // For with_idempotency: the whole command (events and outbox rows) in the caller's unit.
   std::function<Result<CommandReply>(UnitOfWork&, const CommandContext&)> execute;
 };
 
@@ -70,6 +77,37 @@ class CommandCatalog {
   std::set<std::string> store_rejections_;
 };
 
+// The reply to a command's outcome: its rejection as a problem document, or where the
+// aggregate now stands.
+template <Decider D>
+CommandReply reply_for(const CommandOutcome<D>& outcome, bool store_rejection) {
+  CommandReply reply;
+  if (outcome.rejection) {
+    const Rejection& rejection = *outcome.rejection;
+    const int status = status_for_rejection(rejection.code);
+    reply.response.status = status;
+    reply.response.headers = {{"Content-Type", kProblemContentType}};
+    reply.response.body = Problem{status, "rejected/" + rejection.code,
+                                  "The command was rejected", rejection.reason, rejection.code}
+                              .to_json();
+    reply.store = store_rejection;
+    return reply;
+  }
+
+  const std::string category(D::category());
+  reply.response.status = outcome.created ? 201 : 200;
+  reply.response.headers = {{"Content-Type", "application/json"}};
+  if (outcome.created) {
+    reply.response.headers.emplace_back("Location",
+                                        "/v1/" + category + "s/" + outcome.aggregate_id);
+  }
+  reply.response.body = "{" + json_string(category + "_id") + ":" +
+                        json_string(outcome.aggregate_id) +
+                        ",\"stream_id\":" + json_string(outcome.stream_id) +
+                        ",\"version\":" + std::to_string(outcome.version) + "}";
+  return reply;
+}
+
 template <Decider D>
 void CommandCatalog::add(const CommandHandler<D>& handler) {
   const auto* oneof = D::Command::descriptor()->oneof_decl(0);
@@ -91,24 +129,29 @@ void CommandCatalog::add(const CommandHandler<D>& handler) {
 
       ParsedCommand ready;
       ready.fingerprint = fingerprint_request(name, *inner);
+      ready.plan = [&handler, command, store_rejection](
+                       UnitOfWork& reads, const CommandContext& context) -> Result<CommandPlan> {
+        auto outcome = handler.plan(reads, command, context);
+        if (!outcome) return std::unexpected(outcome.error());
+
+        CommandPlan plan;
+        plan.reply = reply_for<D>(*outcome, store_rejection);
+        if (outcome->rejection || outcome->appended.empty()) return plan;
+
+        plan.append = PlannedAppend{outcome->stream_id, outcome->version_read, {}};
+        plan.writes_from_appended = {outbox_insert_from_appended_sql()};
+        const auto done = std::make_shared<CommandOutcome<D>>(std::move(*outcome));
+        plan.append->events = done->appended;
+        plan.after_commit = [&handler, done](UnitOfWork& unit) {
+          return handler.save_snapshot_if_due(unit, *done);
+        };
+        return plan;
+      };
       ready.execute = [&handler, command = std::move(command), store_rejection](
                           UnitOfWork& unit, const CommandContext& context) -> Result<CommandReply> {
         auto outcome = handler.handle(unit, command, context);
         if (!outcome) return std::unexpected(outcome.error());
-
-        CommandReply reply;
-        if (outcome->rejection) {
-          const Rejection& rejection = *outcome->rejection;
-          const int status = status_for_rejection(rejection.code);
-          reply.response.status = status;
-          reply.response.headers = {{"Content-Type", kProblemContentType}};
-          reply.response.body =
-              Problem{status, "rejected/" + rejection.code, "The command was rejected",
-                      rejection.reason, rejection.code}
-                  .to_json();
-          reply.store = store_rejection;
-          return reply;
-        }
+        if (outcome->rejection) return reply_for<D>(*outcome, store_rejection);
 
         const auto first_version =
             outcome->version - static_cast<std::int64_t>(outcome->appended.size()) + 1;
@@ -117,19 +160,7 @@ void CommandCatalog::add(const CommandHandler<D>& handler) {
             !written) {
           return std::unexpected(written.error());
         }
-
-        const std::string id_field = std::string(D::category()) + "_id";
-        reply.response.status = outcome->created ? 201 : 200;
-        reply.response.headers = {{"Content-Type", "application/json"}};
-        if (outcome->created) {
-          reply.response.headers.emplace_back(
-              "Location", "/v1/" + std::string(D::category()) + "s/" + outcome->aggregate_id);
-        }
-        reply.response.body = "{" + json_string(id_field) + ":" +
-                              json_string(outcome->aggregate_id) + ",\"stream_id\":" +
-                              json_string(outcome->stream_id) +
-                              ",\"version\":" + std::to_string(outcome->version) + "}";
-        return reply;
+        return reply_for<D>(*outcome, store_rejection);
       };
       return ready;
     };

@@ -72,11 +72,12 @@ Result<std::vector<NewEvent>> CommandHandler<D>::encode(
 }
 
 template <Decider D>
-Result<void> CommandHandler<D>::maybe_snapshot(UnitOfWork& unit,
-                                               const CommandOutcome<D>& outcome,
-                                               std::int64_t version_before) const {
+Result<void> CommandHandler<D>::save_snapshot_if_due(UnitOfWork& unit,
+                                                     const CommandOutcome<D>& outcome) const {
   const int every = options_.snapshot_every;
-  if (every <= 0 || outcome.version / every == version_before / every) return {};
+  if (every <= 0 || outcome.rejection || outcome.version / every == outcome.version_read / every) {
+    return {};
+  }
 
   const Snapshot snapshot{outcome.version, deterministic_bytes(outcome.state)};
   return snapshots_.save(unit, outcome.stream_id, std::string(D::State::descriptor()->full_name()),
@@ -84,48 +85,86 @@ Result<void> CommandHandler<D>::maybe_snapshot(UnitOfWork& unit,
 }
 
 template <Decider D>
-Result<CommandOutcome<D>> CommandHandler<D>::handle(UnitOfWork& unit,
-                                                    typename D::Command command,
-                                                    const CommandContext& context) const {
+CommandOutcome<D> CommandHandler<D>::start(typename D::Command& command) const {
   CommandOutcome<D> outcome;
   outcome.aggregate_id = D::aggregate_id(command);
-  // A stream named by a UUID generated here cannot exist yet: loading it would only cost
-  // two round trips to learn that.
-  const bool fresh_stream = outcome.aggregate_id.empty();
-  if (fresh_stream) {
+  if (outcome.aggregate_id.empty()) {
     outcome.aggregate_id = to_string(new_uuid());
     D::assign_aggregate_id(command, outcome.aggregate_id);
   }
   outcome.stream_id = stream_for(outcome.aggregate_id);
   outcome.created = D::creates_aggregate(command);
+  return outcome;
+}
+
+template <Decider D>
+Result<void> CommandHandler<D>::decide_on(LoadedAggregate<D> loaded,
+                                          const typename D::Command& command,
+                                          const CommandContext& context,
+                                          CommandOutcome<D>& outcome) const {
+  outcome.version_read = loaded.version;
+  outcome.version = loaded.version;
+  outcome.appended.clear();
+
+  auto decision = D::decide(command, loaded.state);
+  if (!decision) {
+    outcome.rejection = std::move(decision.error());
+    outcome.state = std::move(loaded.state);
+    return {};
+  }
+
+  auto events = encode(*decision, context);
+  if (!events) return std::unexpected(events.error());
+  outcome.state = std::move(loaded.state);
+  for (const auto& event : *decision) outcome.state = D::evolve(std::move(outcome.state), event);
+  outcome.version += static_cast<std::int64_t>(events->size());
+  outcome.appended = std::move(*events);
+  return {};
+}
+
+template <Decider D>
+Result<CommandOutcome<D>> CommandHandler<D>::plan(UnitOfWork& unit, typename D::Command command,
+                                                  const CommandContext& context) const {
+  // A stream named by a UUID generated here cannot exist yet: no need to load it.
+  const bool fresh_stream = D::aggregate_id(command).empty();
+  CommandOutcome<D> outcome = start(command);
+  outcome.attempts = 1;
+
+  auto loaded = fresh_stream ? Result<LoadedAggregate<D>>(LoadedAggregate<D>{})
+                             : load(unit, outcome.stream_id);
+  if (!loaded) return std::unexpected(loaded.error());
+  if (auto decided = decide_on(std::move(*loaded), command, context, outcome); !decided) {
+    return std::unexpected(decided.error());
+  }
+  return outcome;
+}
+
+template <Decider D>
+Result<CommandOutcome<D>> CommandHandler<D>::handle(UnitOfWork& unit,
+                                                    typename D::Command command,
+                                                    const CommandContext& context) const {
+  // A stream named by a UUID generated here cannot exist yet: loading it would only cost
+  // two round trips to learn that.
+  const bool fresh_stream = D::aggregate_id(command).empty();
+  CommandOutcome<D> outcome = start(command);
 
   for (outcome.attempts = 1;; ++outcome.attempts) {
     auto loaded = fresh_stream && outcome.attempts == 1
                       ? Result<LoadedAggregate<D>>(LoadedAggregate<D>{})
                       : load(unit, outcome.stream_id);
     if (!loaded) return std::unexpected(loaded.error());
-
-    auto decision = D::decide(command, loaded->state);
-    if (!decision) {
-      outcome.rejection = std::move(decision.error());
-      outcome.version = loaded->version;
-      outcome.state = std::move(loaded->state);
-      return outcome;
+    if (auto decided = decide_on(std::move(*loaded), command, context, outcome); !decided) {
+      return std::unexpected(decided.error());
     }
+    if (outcome.rejection) return outcome;
 
-    auto events = encode(*decision, context);
-    if (!events) return std::unexpected(events.error());
-    const auto expected = loaded->version == 0 ? ExpectedVersion::no_stream()
-                                               : ExpectedVersion::exact(loaded->version);
-    auto appended = store_.append(unit, outcome.stream_id, expected, *events);
+    const auto expected = outcome.version_read == 0
+                              ? ExpectedVersion::no_stream()
+                              : ExpectedVersion::exact(outcome.version_read);
+    auto appended = store_.append(unit, outcome.stream_id, expected, outcome.appended);
     if (appended) {
-      outcome.state = std::move(loaded->state);
-      for (const auto& event : *decision) {
-        outcome.state = D::evolve(std::move(outcome.state), event);
-      }
       outcome.version = appended->last_version;
-      outcome.appended = std::move(*events);
-      if (auto saved = maybe_snapshot(unit, outcome, loaded->version); !saved) {
+      if (auto saved = save_snapshot_if_due(unit, outcome); !saved) {
         return std::unexpected(saved.error());
       }
       return outcome;
