@@ -175,6 +175,12 @@ Result<void> Relay::Impl::start() {
   started_ = true;
   if (auto valid = validate_relay_options(options_); !valid) return valid;
 
+  recorder_ = std::make_unique<internal::MarkRecorder>(
+      options_.database_uri, options_.backoff_initial, options_.backoff_max,
+      [this] { inbox_.wake(); });
+  fetcher_ = std::make_unique<internal::AsyncFetcher>(options_.database_uri,
+                                                      [this] { inbox_.wake(); });
+
   if (options_.nats_url) {
     publisher_ = internal::make_nats_publisher(
         {.url = *options_.nats_url,
@@ -318,7 +324,8 @@ Relay::Impl::Clock::time_point Relay::Impl::next_wake(Clock::time_point now) con
 
   const bool database_due = database_backoff_.due(now);
   const bool has_room = !room().empty();
-  if (!leases_.owned().empty() && has_room) {
+  // A fetch under way wakes the loop when it finishes.
+  if (!leases_.owned().empty() && has_room && !(fetcher_ && fetcher_->busy())) {
     consider(database_due ? std::max(next_poll_, now) : database_backoff_.retry_at());
   }
   if (!to_mark_.empty() || !failure_writes_.empty()) {
@@ -401,8 +408,9 @@ void Relay::Impl::shut_down() {
     }
     now = Clock::now();
   }
+  if (recorder_) recorder_->wait_until_idle(deadline);
 
-  const std::size_t unrecorded = to_mark_.size();
+  const std::size_t unrecorded = to_mark_.size() + (recorder_ ? recorder_->pending_count() : 0);
   publisher_->disconnect();
   leases_.release_all();
   update_metrics(now);

@@ -37,8 +37,12 @@ constexpr const char* kFetchSql =
     "  ORDER BY o.outbox_id LIMIT p.room) AS r "
     "ORDER BY r.outbox_id";
 
+// The mark does not wait for its WAL flush (synchronous_commit off for this statement's
+// transaction alone): a mark lost in a server crash only means its row is published again,
+// and JetStream drops that copy as a duplicate, the same as after a relay crash.
 constexpr const char* kMarkSql =
-    "UPDATE deedkit.outbox SET published_at = now() "
+    "WITH settings AS (SELECT set_config('synchronous_commit', 'off', true)) "
+    "UPDATE deedkit.outbox SET published_at = now() FROM settings "
     "WHERE outbox_id = ANY ($1::int8[]) AND published_at IS NULL";
 
 constexpr const char* kFailureSql =

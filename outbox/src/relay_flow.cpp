@@ -9,9 +9,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Acknowledged rows are recorded in batches: one UPDATE for up to this many rows, or after
-// this delay, whichever comes first. Nothing waits for the record (ordering rests on the
-// PubAck alone), so batching costs no latency on the way to JetStream.
+// Acknowledged rows go to the recorder in batches: one UPDATE for up to this many rows, or
+// after this delay, whichever comes first. Nothing waits for the record (ordering rests on
+// the PubAck alone), so batching costs no latency on the way to JetStream.
 constexpr std::size_t kMarkBatch = 256;
 constexpr auto kMarkDelay = std::chrono::milliseconds(5);
 constexpr auto kBacklogInterval = std::chrono::seconds(5);
@@ -36,15 +36,18 @@ std::vector<internal::PartitionRoom> Relay::Impl::room() const {
 }
 
 void Relay::Impl::step_fetch(Clock::time_point now) {
+  if (auto finished = fetcher_->take()) absorb_fetch(std::move(*finished), now);
+  if (fetcher_->busy()) return;
   if (leases_.owned().empty() || !database_backoff_.due(now)) return;
   const auto rooms = room();
   if (rooms.empty()) return;
 
-  // A partition that filled its share last time may hold more; go back once half is free.
+  // A partition that filled its share last time may hold more; go back once an eighth is
+  // free, early enough that the fetch (on its own thread) lands before the book runs dry.
   bool refill = false;
   for (const auto& entry : rooms) {
     refill = refill || (more_waiting_[static_cast<std::size_t>(entry.partition)] &&
-                        entry.rows * 2 >= options_.rows_per_partition);
+                        entry.rows * 8 >= options_.rows_per_partition);
   }
   const bool due = fetch_requested_ || refill || now >= next_full_fetch_;
   if (!due && now < next_poll_) return;
@@ -57,19 +60,29 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
   // Rows acknowledged but not recorded yet are still pending in the table: skip them too, or
   // they would come back and be published a second time behind their successors.
   // TODO: every fetch sends all held ids (up to rows_per_partition * 64, about 8k with the
-  // defaults) as text; fine at the rates measured so far, but a per-partition watermark plus
-  // the few ids below it would make fetches under a large backlog cheaper.
+  // defaults) as text, and PostgreSQL walks past each of them; a per-partition watermark
+  // plus the few ids below it would make fetches under a large backlog cheaper.
   std::vector<std::int64_t> skip = book_.held_ids();
   skip.insert(skip.end(), to_mark_.begin(), to_mark_.end());
-  auto rows = database_.fetch(rooms, skip);
-  if (!database_ok(now, status_of(rows))) return;
-  wake_.fetched(*poll);
+  const std::vector<std::int64_t> recording = recorder_->pending_ids();
+  skip.insert(skip.end(), recording.begin(), recording.end());
+  fetcher_->start(rooms, std::move(skip), *poll);
+}
+
+void Relay::Impl::absorb_fetch(internal::AsyncFetcher::Finished finished,
+                               Clock::time_point now) {
+  if (!database_ok(now, status_of(finished.rows))) return;
+  wake_.fetched(finished.poll);
   fetch_requested_ = false;
   next_full_fetch_ = now + options_.fetch_interval;
 
   std::array<int, internal::kOutboxPartitions> fetched{};
-  for (internal::OutboxRow& row : *rows) {
+  std::size_t added = 0;
+  for (internal::OutboxRow& row : *finished.rows) {
+    // A partition given up while the fetch ran is another relay's now.
+    if (!book_.owns(row.partition)) continue;
     ++fetched[static_cast<std::size_t>(row.partition)];
+    ++added;
     const std::string stream_id = row.stream_id;
     const std::int64_t version = row.stream_version;
     if (book_.add(std::move(row)) == internal::StreamBook::Added::kBehindInFlight &&
@@ -80,14 +93,15 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
           stream_id, version);
     }
   }
-  for (const auto& entry : rooms) {
+  for (const auto& entry : finished.rooms) {
     const auto partition = static_cast<std::size_t>(entry.partition);
     more_waiting_[partition] = fetched[partition] >= entry.rows;
   }
-  internal::relay_log().trace("fetch after poll {} ({} running): {} rows", poll->sequence_value,
-                              poll->snapshot.running.size(), rows->size());
-  if (!rows->empty()) {
-    internal::relay_log().debug("fetched {} rows; {} held, {} in flight", rows->size(),
+  internal::relay_log().trace("fetch after poll {} ({} running): {} rows",
+                              finished.poll.sequence_value,
+                              finished.poll.snapshot.running.size(), added);
+  if (added > 0) {
+    internal::relay_log().debug("fetched {} rows; {} held, {} in flight", added,
                                 book_.row_count(), book_.in_flight_count());
   }
 }
@@ -219,10 +233,15 @@ void Relay::Impl::retry_lost(const std::string& message_id, const std::string& r
 void Relay::Impl::step_database_writes(Clock::time_point now, bool flush_now) {
   if (!database_backoff_.due(now)) return;
 
+  if (auto fatal = recorder_->fatal()) {
+    database_refused_ = true;
+    fail_fatally(*fatal);
+    return;
+  }
   if (!to_mark_.empty() &&
       (flush_now || to_mark_.size() >= kMarkBatch || now >= mark_due_)) {
-    if (!database_ok(now, database_.mark_published(to_mark_))) return;
-    internal::relay_log().debug("recorded {} rows as published", to_mark_.size());
+    internal::relay_log().debug("handing {} rows to the recorder", to_mark_.size());
+    recorder_->record(to_mark_);
     to_mark_.clear();
   }
 

@@ -2,7 +2,9 @@
 
 // The relay's loop (relay.cpp: lifecycle, broker, leases, shutdown; relay_flow.cpp: rows
 // from the database to the broker and back). One thread runs everything except nats.c's
-// callbacks, which only push outcomes into the inbox.
+// callbacks, which only push outcomes into the inbox, and two helpers with database
+// connections of their own: the AsyncFetcher reads pending rows and the MarkRecorder records
+// acknowledged ones, while the loop goes on publishing.
 
 #include <array>
 #include <atomic>
@@ -17,7 +19,9 @@
 #include <vector>
 
 #include "deedkit/outbox/relay.hpp"
+#include "internal/async_fetcher.hpp"
 #include "internal/backoff.hpp"
+#include "internal/mark_recorder.hpp"
 #include "internal/message_builder.hpp"
 #include "internal/partition_leases.hpp"
 #include "internal/publisher.hpp"
@@ -74,6 +78,7 @@ class Relay::Impl {
 
   // relay_flow.cpp
   void step_fetch(Clock::time_point now);
+  void absorb_fetch(internal::AsyncFetcher::Finished finished, Clock::time_point now);
   void step_publish(Clock::time_point now);
   void settle(std::vector<internal::PublishOutcome> outcomes, Clock::time_point now);
   void step_database_writes(Clock::time_point now, bool flush_now);
@@ -91,6 +96,10 @@ class Relay::Impl {
   std::optional<internal::MessageBuilder> builder_;
   std::unique_ptr<internal::Publisher> publisher_;
   internal::RelayDatabase database_;
+  // Records acknowledged rows on its own thread; wakes the loop through inbox_.
+  std::unique_ptr<internal::MarkRecorder> recorder_;
+  // Fetches pending rows on its own thread; wakes the loop through inbox_.
+  std::unique_ptr<internal::AsyncFetcher> fetcher_;
   internal::PartitionLeases leases_;
   internal::StreamBook book_;
   internal::WakeSignal wake_;

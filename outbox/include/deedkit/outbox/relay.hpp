@@ -75,7 +75,7 @@ struct RelayOptions {
   // A full fetch at least this often, whatever the checks say (docs/relay.md: wake-up).
   std::chrono::milliseconds fetch_interval{1000};
   // Rows read ahead per partition and held in memory.
-  int rows_per_partition = 128;
+  int rows_per_partition = 256;
 
   // How often the relay looks at the other relays and rebalances its partitions.
   std::chrono::milliseconds lease_interval{1000};

@@ -1,0 +1,108 @@
+// The relay's two database helpers, each on its own thread and connection, against a real
+// PostgreSQL: the recorder of published rows and the fetcher of pending ones.
+
+#include <future>
+
+#include <gtest/gtest.h>
+
+#include "deedkit/outbox/outbox_writer.hpp"
+#include "deedkit/eventstore/unit_of_work.hpp"
+#include "event_factory.hpp"
+#include "internal/async_fetcher.hpp"
+#include "internal/mark_recorder.hpp"
+#include "test_database.hpp"
+
+namespace deedkit::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+class RelayHelpersTest : public DatabaseTest {
+ protected:
+  void SetUp() override { query_value(database_uri(), "TRUNCATE deedkit.outbox"); }
+
+  // `count` pending rows of one new stream; returns their outbox ids in order.
+  static std::vector<std::int64_t> pending_rows(int count) {
+    const std::string stream = fresh_stream("helper");
+    auto unit = UnitOfWork::begin(pool());
+    EXPECT_TRUE(unit && write_outbox_rows(*unit, stream, 1, make_events(count)));
+    EXPECT_TRUE(unit->commit());
+    std::vector<std::int64_t> ids;
+    const std::string first = query_value(
+        database_uri(), "SELECT min(outbox_id) FROM deedkit.outbox WHERE stream_id = '" +
+                            stream + "'");
+    for (int i = 0; i < count; ++i) ids.push_back(std::stoll(first) + i);
+    return ids;
+  }
+
+  static std::string published_count() {
+    return query_value(database_uri(),
+                       "SELECT count(*) FROM deedkit.outbox WHERE published_at IS NOT NULL");
+  }
+
+  static std::vector<internal::PartitionRoom> every_partition(int rows) {
+    std::vector<internal::PartitionRoom> rooms;
+    for (int partition = 0; partition < internal::kOutboxPartitions; ++partition) {
+      rooms.push_back({partition, rows});
+    }
+    return rooms;
+  }
+};
+
+TEST_F(RelayHelpersTest, TheRecorderMarksQueuedRowsAndCountsThemPendingUntilDone) {
+  const auto ids = pending_rows(3);
+  internal::MarkRecorder recorder(database_uri(), 10ms, 100ms, {});
+
+  recorder.record(ids);
+  const auto pending_at_once = recorder.pending_ids();
+  const bool idle = recorder.wait_until_idle(std::chrono::steady_clock::now() + 30s);
+
+  std::vector<std::int64_t> sorted = pending_at_once;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(sorted, ids) << "queued rows are pending until recorded";
+  EXPECT_TRUE(idle);
+  EXPECT_TRUE(recorder.pending_ids().empty());
+  EXPECT_EQ(recorder.take_recorded(), 3u);
+  EXPECT_EQ(published_count(), "3");
+}
+
+TEST_F(RelayHelpersTest, TheRecorderKeepsRowsPendingAndReportsAnErrorRetryingCannotFix) {
+  const auto ids = pending_rows(2);
+  const std::string label = "relay_helpers_no_schema";
+  const std::string empty_database = create_database(label);
+  {
+    internal::MarkRecorder recorder(empty_database, 10ms, 100ms, {});
+    recorder.record(ids);
+
+    EXPECT_FALSE(recorder.wait_until_idle(std::chrono::steady_clock::now() + 30s));
+    ASSERT_TRUE(recorder.fatal().has_value());
+    EXPECT_NE(recorder.fatal()->message.find("outbox"), std::string::npos)
+        << recorder.fatal()->to_string();
+    EXPECT_EQ(recorder.pending_ids().size(), 2u);
+  }
+  drop_database(label);
+  EXPECT_EQ(published_count(), "0");
+}
+
+TEST_F(RelayHelpersTest, TheFetcherReadsOnItsThreadSkipsTheGivenIdsAndTellsWhenDone) {
+  const auto ids = pending_rows(4);
+  std::promise<void> done;
+  internal::AsyncFetcher fetcher(database_uri(), [&done] { done.set_value(); });
+
+  fetcher.start(every_partition(10), {ids[0]}, {});
+  const bool busy_while_running = fetcher.busy();
+  done.get_future().wait();
+  auto finished = fetcher.take();
+
+  EXPECT_TRUE(busy_while_running);
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_FALSE(fetcher.busy());
+  EXPECT_FALSE(fetcher.take().has_value()) << "a finished fetch is taken once";
+  ASSERT_TRUE(finished->rows.has_value()) << finished->rows.error().to_string();
+  std::vector<std::int64_t> fetched;
+  for (const auto& row : *finished->rows) fetched.push_back(row.outbox_id);
+  EXPECT_EQ(fetched, std::vector<std::int64_t>(ids.begin() + 1, ids.end()));
+}
+
+}  // namespace
+}  // namespace deedkit::testing
