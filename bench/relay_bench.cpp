@@ -2,9 +2,10 @@
 //
 //   W5 floor  bare asynchronous JetStream publish of the same number and size of messages,
 //             with acknowledgements, through nats.c (the broker's limit on this machine).
-//   W5 relay  `deedkit relay` (a child process) draining the same number of outbox rows;
-//             its peak RSS at that backlog and at ten times it (1,000,000 rows) shows that
-//             memory does not grow with the backlog.
+//   W5 relay  `deedkit relay` (a child process) draining the same number of outbox rows,
+//             marking them published (the default) and deleting them (--retain 0); its peak
+//             RSS at that backlog and at ten times it (1,000,000 rows) shows that memory does
+//             not grow with the backlog.
 //   W6        commit-to-broker latency at a steady 1,000 commands/s (one event each): the
 //             time from the writer's commit to a subscriber receiving the message.
 //
@@ -24,6 +25,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <pqxx/nontransaction>
@@ -70,12 +72,18 @@ void fill_outbox(ConnectionPool& pool, long rows, const std::string& prefix) {
   }
 }
 
+// How the relay records an acknowledged row: marked and kept (the default, --retain 24h) or
+// deleted at once (--retain 0).
+enum class Recording { kMarkAndKeep, kDelete };
+
 // Starts `deedkit relay` and returns its pid.
-pid_t start_relay(const Flags& flags) {
+pid_t start_relay(const Flags& flags, Recording recording) {
+  const char* retain = recording == Recording::kDelete ? "0" : "24h";
   const pid_t child = ::fork();
   if (child == 0) {
     ::execl(DEEDKIT_BINARY, DEEDKIT_BINARY, "--log-level", "warn", "--database",
-            flags.database.c_str(), "--nats", flags.nats.c_str(), "relay", nullptr);
+            flags.database.c_str(), "--nats", flags.nats.c_str(), "relay", "--retain", retain,
+            nullptr);
     ::_exit(127);
   }
   return child;
@@ -91,10 +99,11 @@ double stop_relay(pid_t relay) {
 }
 
 bench::LoadResult drain_with_relay(const Flags& flags, ConnectionPool& pool, long rows,
-                                   double* peak_rss_mib) {
-  fill_outbox(pool, rows, "w5r" + std::to_string(rows));
+                                   Recording recording, double* peak_rss_mib) {
+  const std::string prefix = "w5" + std::string(recording == Recording::kDelete ? "d" : "m");
+  fill_outbox(pool, rows, prefix + std::to_string(rows));
   const auto started = Clock::now();
-  const pid_t relay = start_relay(flags);
+  const pid_t relay = start_relay(flags, recording);
   while (pending_count(flags.database) != "0") {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -102,7 +111,8 @@ bench::LoadResult drain_with_relay(const Flags& flags, ConnectionPool& pool, lon
   *peak_rss_mib = stop_relay(relay);
 
   bench::LoadResult result;
-  result.name = "W5 relay drain " + std::to_string(rows);
+  result.name = "W5 relay drain " + std::to_string(rows) +
+                (recording == Recording::kDelete ? ", --retain 0" : "");
   result.clients = 1;
   result.operations = rows;
   result.per_second = static_cast<double>(rows) / seconds;
@@ -184,7 +194,7 @@ bench::LoadResult steady_latency(const Flags& flags, ConnectionPool& pool) {
   if (natsConnection_ConnectTo(&connection, flags.nats.c_str()) != NATS_OK) std::abort();
   natsConnection_Subscribe(&subscription, connection, "deedkit.>", on_message, &probe);
   natsConnection_Flush(connection);
-  const pid_t relay = start_relay(flags);
+  const pid_t relay = start_relay(flags, Recording::kMarkAndKeep);
 
   const int per_second = 1000;
   const auto duration = std::chrono::seconds(flags.quick ? 1 : 10);
@@ -252,32 +262,42 @@ int main(int argc, char** argv) {
   }
   ConnectionPool pool({.database_uri = flags.database, .max_connections = 2});
 
-  // The rate at `rows` (100,000), next to the bare publish of as many; the peak memory at
-  // `rows` and at ten times as many, to show it does not grow with the backlog.
+  // The rate at `rows` (100,000), next to the bare publish of as many, with rows marked and
+  // kept and with rows deleted once acknowledged; the peak memory at `rows` and at ten times
+  // as many, to show it does not grow with the backlog.
   const auto floor = bare_publish(flags, flags.rows);
   double rss = 0;
+  double deleting_rss = 0;
   double backlog_rss = 0;
-  const auto drain = drain_with_relay(flags, pool, flags.rows, &rss);
+  double deleting_backlog_rss = 0;
+  const auto drain = drain_with_relay(flags, pool, flags.rows, Recording::kMarkAndKeep, &rss);
+  const auto deleting =
+      drain_with_relay(flags, pool, flags.rows, Recording::kDelete, &deleting_rss);
   // Before the large backlog: vacuuming a million updated outbox rows afterwards would
   // measure autovacuum, not the relay's steady-state latency.
   const auto latency = steady_latency(flags, pool);
-  const auto backlog = drain_with_relay(flags, pool, flags.rows * 10, &backlog_rss);
+  const auto backlog = drain_with_relay(flags, pool, flags.rows * 10, Recording::kMarkAndKeep,
+                                        &backlog_rss);
+  const auto deleting_backlog = drain_with_relay(flags, pool, flags.rows * 10,
+                                                 Recording::kDelete, &deleting_backlog_rss);
 
-  bench::print_row(floor, nullptr);
-  bench::print_row(drain, &floor);
-  bench::print_row(backlog, &floor);
-  std::printf("W5 relay peak RSS: %.1f MiB draining %ld rows, %.1f MiB draining %ld rows\n",
-              rss, flags.rows, backlog_rss, flags.rows * 10);
-  bench::print_row(latency, nullptr);
-  if (!flags.json_path.empty()) {
-    bench::append_json(flags.json_path, floor, nullptr);
-    bench::append_json(flags.json_path, drain, &floor);
-    bench::LoadResult backlog_row = backlog;
-    backlog_row.name += ", peak RSS " + std::to_string(static_cast<int>(backlog_rss)) +
-                        " MiB (" + std::to_string(static_cast<int>(rss)) + " MiB at " +
-                        std::to_string(flags.rows) + ")";
-    bench::append_json(flags.json_path, backlog_row, &floor);
-    bench::append_json(flags.json_path, latency, nullptr);
+  const auto with_rss = [&](bench::LoadResult row, double peak, double at_rows) {
+    row.name += ", peak RSS " + std::to_string(static_cast<int>(peak)) + " MiB (" +
+                std::to_string(static_cast<int>(at_rows)) + " MiB at " +
+                std::to_string(flags.rows) + ")";
+    return row;
+  };
+  const std::vector<std::pair<bench::LoadResult, const bench::LoadResult*>> rows = {
+      {floor, nullptr},
+      {drain, &floor},
+      {deleting, &floor},
+      {with_rss(backlog, backlog_rss, rss), &floor},
+      {with_rss(deleting_backlog, deleting_backlog_rss, deleting_rss), &floor},
+      {latency, nullptr},
+  };
+  for (const auto& [row, baseline] : rows) {
+    bench::print_row(row, baseline);
+    if (!flags.json_path.empty()) bench::append_json(flags.json_path, row, baseline);
   }
   return 0;
 }

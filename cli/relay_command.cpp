@@ -181,7 +181,8 @@ void add_relay_options(CLI::App& command, RelayCommandOptions& settings) {
                      "On SIGTERM, wait this long for PubAcks in flight")
       ->check(duration_validator())
       ->capture_default_str();
-  command.add_option("--retain", durations.retain, "Keep published rows this long")
+  command.add_option("--retain", durations.retain,
+                     "Keep published rows this long; 0 deletes each row once acknowledged")
       ->check(duration_validator())
       ->capture_default_str();
   command.add_option("--retention-interval", durations.retention_interval,

@@ -16,10 +16,12 @@ bool retryable(const Error& error) {
 
 }  // namespace
 
-MarkRecorder::MarkRecorder(std::string database_uri, std::chrono::milliseconds backoff_initial,
+MarkRecorder::MarkRecorder(std::string database_uri, Record how,
+                           std::chrono::milliseconds backoff_initial,
                            std::chrono::milliseconds backoff_max,
                            std::function<void()> recorded)
     : database_(std::move(database_uri)),
+      how_(how),
       backoff_(backoff_initial, backoff_max),
       recorded_callback_(std::move(recorded)),
       thread_([this] { run(); }) {}
@@ -94,7 +96,8 @@ void MarkRecorder::run() {
     recording_.assign(queued_.begin(), queued_.begin() + static_cast<std::ptrdiff_t>(take));
     queued_.erase(queued_.begin(), queued_.begin() + static_cast<std::ptrdiff_t>(take));
     lock.unlock();
-    const auto marked = database_.mark_published(recording_);
+    const auto marked = how_ == Record::kMark ? database_.mark_published(recording_)
+                                              : database_.remove_published(recording_);
     const auto now = std::chrono::steady_clock::now();
     lock.lock();
 

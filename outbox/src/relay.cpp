@@ -175,8 +175,11 @@ Result<void> Relay::Impl::start() {
   started_ = true;
   if (auto valid = validate_relay_options(options_); !valid) return valid;
 
+  const auto record = options_.retain_published.count() > 0
+                          ? internal::MarkRecorder::Record::kMark
+                          : internal::MarkRecorder::Record::kDelete;
   recorder_ = std::make_unique<internal::MarkRecorder>(
-      options_.database_uri, options_.backoff_initial, options_.backoff_max,
+      options_.database_uri, record, options_.backoff_initial, options_.backoff_max,
       [this] { inbox_.wake(); });
   fetcher_ = std::make_unique<internal::AsyncFetcher>(options_.database_uri,
                                                       [this] { inbox_.wake(); });

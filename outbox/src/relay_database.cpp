@@ -45,6 +45,12 @@ constexpr const char* kMarkSql =
     "UPDATE deedkit.outbox SET published_at = now() FROM settings "
     "WHERE outbox_id = ANY ($1::int8[]) AND published_at IS NULL";
 
+// With nothing to retain, an acknowledged row is deleted at once: cheaper than marking it,
+// which writes a new row version with new index entries.
+constexpr const char* kRemoveSql =
+    "WITH settings AS (SELECT set_config('synchronous_commit', 'off', true)) "
+    "DELETE FROM deedkit.outbox USING settings "
+    "WHERE outbox_id = ANY ($1::int8[]) AND published_at IS NULL";
 constexpr const char* kFailureSql =
     "UPDATE deedkit.outbox SET attempts = $2::int4, last_error = $3::text "
     "WHERE outbox_id = $1::int8 AND published_at IS NULL";
@@ -165,6 +171,15 @@ Result<void> RelayDatabase::mark_published(const std::vector<std::int64_t>& ids)
     lease.ensure_prepared("deedkit_relay_mark", kMarkSql);
     pqxx::nontransaction tx(lease.connection());
     tx.exec_prepared("deedkit_relay_mark", array_literal(ids));
+  });
+}
+
+Result<void> RelayDatabase::remove_published(const std::vector<std::int64_t>& ids) {
+  if (ids.empty()) return {};
+  return run<void>("remove published outbox rows", [&](ConnectionLease& lease) {
+    lease.ensure_prepared("deedkit_relay_remove", kRemoveSql);
+    pqxx::nontransaction tx(lease.connection());
+    tx.exec_prepared("deedkit_relay_remove", array_literal(ids));
   });
 }
 

@@ -51,7 +51,8 @@ class RelayHelpersTest : public DatabaseTest {
 
 TEST_F(RelayHelpersTest, TheRecorderMarksQueuedRowsAndCountsThemPendingUntilDone) {
   const auto ids = pending_rows(3);
-  internal::MarkRecorder recorder(database_uri(), 10ms, 100ms, {});
+  internal::MarkRecorder recorder(database_uri(), internal::MarkRecorder::Record::kMark, 10ms,
+                                  100ms, {});
 
   recorder.record(ids);
   const auto pending_at_once = recorder.pending_ids();
@@ -71,7 +72,8 @@ TEST_F(RelayHelpersTest, TheRecorderKeepsRowsPendingAndReportsAnErrorRetryingCan
   const std::string label = "relay_helpers_no_schema";
   const std::string empty_database = create_database(label);
   {
-    internal::MarkRecorder recorder(empty_database, 10ms, 100ms, {});
+    internal::MarkRecorder recorder(empty_database, internal::MarkRecorder::Record::kMark,
+                                    10ms, 100ms, {});
     recorder.record(ids);
 
     EXPECT_FALSE(recorder.wait_until_idle(std::chrono::steady_clock::now() + 30s));

@@ -18,6 +18,14 @@ namespace {
 
 class RelayStdoutTest : public RelayFixture {};
 
+// The envelope of one JSON line, read back into its Protobuf message.
+bool envelope_of(const google::protobuf::Struct& line, deedkit::outbox::v1::Envelope& envelope) {
+  std::string envelope_json;
+  return google::protobuf::util::MessageToJsonString(line.fields().at("envelope"), &envelope_json)
+             .ok() &&
+         google::protobuf::util::JsonStringToMessage(envelope_json, &envelope).ok();
+}
+
 TEST_F(RelayStdoutTest, WritesOneJsonLinePerEventInStreamOrder) {
   ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
   std::map<std::string, std::vector<Uuid>> events;
@@ -40,10 +48,7 @@ TEST_F(RelayStdoutTest, WritesOneJsonLinePerEventInStreamOrder) {
     const auto& fields = parsed.fields();
     const auto& headers = fields.at("headers").struct_value().fields();
     deedkit::outbox::v1::Envelope envelope;
-    std::string envelope_json;
-    ASSERT_TRUE(google::protobuf::util::MessageToJsonString(fields.at("envelope"),
-                                                            &envelope_json).ok());
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(envelope_json, &envelope).ok());
+    ASSERT_TRUE(envelope_of(parsed, envelope)) << line;
 
     const std::string category = envelope.stream_id().substr(0, envelope.stream_id().find('-'));
     EXPECT_EQ(fields.at("subject").string_value(),
@@ -83,6 +88,31 @@ TEST_F(RelayStdoutTest, RetentionDeletesOnlyRowsPublishedLongerAgoThanTheRetenti
       << "rows published just now must be kept";
   EXPECT_NE(relay.log().find("retention: deleted 25 rows"), std::string::npos) << relay.log();
   EXPECT_EQ(relay.terminate(), 0);
+}
+
+TEST_F(RelayStdoutTest, WithNothingToRetainEachRowIsDeletedOnceItsPublicationIsRecorded) {
+  ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+  std::map<std::string, std::vector<Uuid>> events;
+  for (const std::string stream_id : {"asset-1", "asset-2"}) {
+    events[stream_id] = write_outbox(pool, stream_id, 1, 6);
+  }
+  SpawnedRelay relay(scratch(), "relay", relay_arguments("", {"--retain", "0"}));
+  relay.start();
+
+  ASSERT_TRUE(wait_until([&] { return count_rows("outbox", "true") == 0; })) << relay.log();
+  ASSERT_EQ(relay.terminate(), 0) << relay.log();
+  std::vector<StoredMessage> messages;
+  std::ifstream lines(relay.stdout_file());
+  for (std::string line; std::getline(lines, line);) {
+    google::protobuf::Struct parsed;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) << line;
+    deedkit::outbox::v1::Envelope envelope;
+    ASSERT_TRUE(envelope_of(parsed, envelope)) << line;
+    messages.push_back({0, "", envelope.event_id(), envelope.stream_id(),
+                        envelope.stream_version(), {}});
+  }
+  EXPECT_EQ(messages.size(), 12u);
+  EXPECT_EQ(check_exactly_once_in_order(messages, events), "");
 }
 
 TEST_F(RelayStdoutTest, InProcessRelayReportsMetricsAndStopsCleanly) {

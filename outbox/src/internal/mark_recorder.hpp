@@ -1,7 +1,8 @@
 #pragma once
 
 // Records acknowledged rows as published on a thread and a database connection of its own,
-// so the relay's loop goes on publishing while PostgreSQL updates the rows.
+// so the relay's loop goes on publishing while PostgreSQL updates the rows: it marks them
+// (published_at, kept for retention), or deletes them when nothing is to be retained.
 //
 // Nothing waits for a record: a stream's order rests on the PubAck alone, and a row that is
 // acknowledged but not yet recorded is only published again (and dropped by JetStream's
@@ -31,7 +32,9 @@ class MarkRecorder {
  public:
   // `recorded` runs on the recorder's thread after each batch it recorded (the relay wakes
   // its loop with it).
-  MarkRecorder(std::string database_uri, std::chrono::milliseconds backoff_initial,
+  enum class Record { kMark, kDelete };
+
+  MarkRecorder(std::string database_uri, Record how, std::chrono::milliseconds backoff_initial,
                std::chrono::milliseconds backoff_max, std::function<void()> recorded);
   ~MarkRecorder();  // stops the thread; what is still pending is left to the next relay
 
@@ -58,6 +61,7 @@ class MarkRecorder {
   void run();
 
   RelayDatabase database_;
+  Record how_;
   Backoff backoff_;
   std::function<void()> recorded_callback_;
 

@@ -46,6 +46,9 @@ class RelayDatabase {
   // Sets published_at on those of `ids` still pending.
   [[nodiscard]] Result<void> mark_published(const std::vector<std::int64_t>& ids);
 
+  // Deletes those of `ids` still pending: their publication is recorded by their absence.
+  [[nodiscard]] Result<void> remove_published(const std::vector<std::int64_t>& ids);
+
   // Records a failed attempt (the row stays pending).
   [[nodiscard]] Result<void> record_failure(std::int64_t outbox_id, int attempts,
                                             const std::string& reason);

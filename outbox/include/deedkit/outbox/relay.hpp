@@ -88,7 +88,9 @@ struct RelayOptions {
   std::chrono::milliseconds shutdown_grace{10000};
 
   // Published rows older than `retain_published` are deleted every `retention_interval`, in
-  // transactions of at most `retention_batch` rows. A zero interval turns retention off.
+  // transactions of at most `retention_batch` rows. A zero interval turns retention off. A
+  // zero `retain_published` deletes each row as soon as its PubAck is recorded, instead of
+  // marking it: the cheapest way through the outbox, with nothing left to inspect.
   std::chrono::seconds retain_published{24 * 3600};
   std::chrono::milliseconds retention_interval{60000};
   int retention_batch = 1000;
