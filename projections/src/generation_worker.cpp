@@ -310,6 +310,22 @@ void GenerationWorker::after_setback(const SliceResult& result, const std::stop_
 
 bool GenerationWorker::attempt_switch(const std::stop_token& stop) {
   drop_prefetch();
+  if (!read_indexes_ready_) {
+    // Caught up: build the read indexes now, outside the switch, then catch up on what
+    // arrived meanwhile before switching.
+    const auto started = steady_clock::now();
+    if (auto built = create_read_indexes(environment_.pool, projection_, generation_); !built) {
+      after_setback({Outcome::kTransient, built.error()}, stop);
+      return false;
+    }
+    read_indexes_ready_ = true;
+    projections_log().info(
+        "projection {} generation {}: caught up at {}; read indexes built in {:.1f} s", name_,
+        generation_, position_.to_string(),
+        std::chrono::duration<double>(steady_clock::now() - started).count());
+    return true;
+  }
+
   auto unit = UnitOfWork::begin(environment_.pool);
   if (!unit) {
     after_setback({Outcome::kTransient, unit.error()}, stop);

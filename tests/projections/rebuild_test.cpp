@@ -120,5 +120,39 @@ TEST_F(RebuildTest, RebuildWhileWritersAppendAndReadersQueryNeverShowsAHalfBuilt
       "the replaced tables to be dropped, leaving asset_summary, portfolio and rent_roll"));
 }
 
+TEST_F(RebuildTest, ARebuildFillsItsTablesWithoutReadIndexesAndBuildsThemBeforeTheSwitch) {
+  RealEstateScript script(store());
+  write_units(script, 10);
+  const std::vector<const Projection*> assets_only{&assets_};
+  ProjectionRunner first_run(pool(), assets_only, fast_options(5));
+  first_run.start();
+  ASSERT_TRUE(wait_until_caught_up(assets_only));
+  first_run.stop();
+  const auto read_indexes_of = [&](int generation) {
+    return query_int("SELECT count(*) FROM pg_indexes WHERE schemaname = 'deedkit_read_data' "
+                     "AND tablename = 'asset_summary_g" + std::to_string(generation) +
+                     "' AND indexname <> 'asset_summary_g" + std::to_string(generation) +
+                     "_pkey'");
+  };
+
+  const auto rebuild = request_rebuild(pool(), assets_);
+  ASSERT_TRUE(rebuild.has_value());
+  const std::int64_t while_building = read_indexes_of(rebuild->generation);
+  ProjectionRunner runner(pool(), assets_only, fast_options(5));
+  runner.start();
+  const bool switched = wait_for(
+      [&] {
+        const auto status = status_of("assets");
+        return status && status->live && status->live->generation == rebuild->generation;
+      },
+      "the rebuild to go live");
+  runner.stop();
+
+  ASSERT_TRUE(switched);
+  EXPECT_EQ(while_building, 0) << "a building generation starts with its keys only";
+  EXPECT_EQ(read_indexes_of(rebuild->generation), 3) << "owner and the two listing indexes";
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.asset_summary"), 10);
+}
+
 }  // namespace
 }  // namespace deedkit::testing

@@ -52,12 +52,18 @@ struct GenerationRow {
                                                                    int generation);
 
 // Creates a generation of `projection` at its code version, with role `role` (kLive or
-// kBuilding), and its tables. A live generation also gets the views, in the same
-// transaction. Fails with kAlreadyExists when the projection already has a generation in
+// kBuilding), and its tables. A live generation also gets the views and the tables' read
+// indexes (ProjectionTable::indexes), in the same transaction; a building one gets its
+// read indexes from create_read_indexes() once it has caught up. Fails with kAlreadyExists when the projection already has a generation in
 // that role, kInvalidArgument for a table name that breaks the naming rules.
 [[nodiscard]] Result<GenerationRow> create_generation(ConnectionPool& pool,
                                                       const Projection& projection,
                                                       std::string_view role);
+
+// Creates the read indexes of a generation's tables that do not exist yet, each in a
+// transaction of its own (an interrupted run keeps the ones it finished).
+[[nodiscard]] Result<void> create_read_indexes(ConnectionPool& pool, const Projection& projection,
+                                              int generation);
 
 // Moves the checkpoint of a generation from `from` to `to` inside `unit`, adding to its
 // counters. Returns false, changing nothing, when the checkpoint is no longer at `from`, the

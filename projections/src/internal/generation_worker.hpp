@@ -93,6 +93,8 @@ class GenerationWorker {
   LogPosition position_;  // the committed checkpoint, as this worker last knew it
   bool failed_ = false;
   bool loaded_ = false;
+  // A building generation has its read indexes once it caught up (create_read_indexes).
+  bool read_indexes_ready_ = false;
   std::unordered_set<std::string> skipped_event_ids_;
   std::optional<GlobalLogReader> reader_;
   std::future<Result<GlobalLogBatch>> prefetched_;

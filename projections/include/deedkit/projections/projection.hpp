@@ -47,7 +47,10 @@ namespace deedkit {
 struct ProjectionTable {
   std::string name;                  // logical name, [a-z][a-z0-9_]*, at most 40 bytes
   std::string columns;               // the body of CREATE TABLE: "id uuid PRIMARY KEY, ..."
-  std::vector<std::string> indexes;  // each the part after ON <table>: "(city) WHERE ..."
+  // Read indexes, each the part after ON <table>: "(city) WHERE ...". They serve readers
+  // only: a rebuild creates them once it has caught up, so apply must not depend on them
+  // (keys it looks rows up by belong in `columns`, as PRIMARY KEY or UNIQUE).
+  std::vector<std::string> indexes;
 };
 
 // One public read model: the view deedkit_read.<name>, defined by a SELECT over the
