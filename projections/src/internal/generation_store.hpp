@@ -54,8 +54,9 @@ struct GenerationRow {
 // Creates a generation of `projection` at its code version, with role `role` (kLive or
 // kBuilding), and its tables. A live generation also gets the views and the tables' read
 // indexes (ProjectionTable::indexes), in the same transaction; a building one gets its
-// read indexes from create_read_indexes() once it has caught up. Fails with kAlreadyExists when the projection already has a generation in
-// that role, kInvalidArgument for a table name that breaks the naming rules.
+// read indexes from create_read_indexes() once it has caught up. Fails with kAlreadyExists
+// when the projection already has a generation in that role, kInvalidArgument for a table
+// name that breaks the naming rules.
 [[nodiscard]] Result<GenerationRow> create_generation(ConnectionPool& pool,
                                                       const Projection& projection,
                                                       std::string_view role);
