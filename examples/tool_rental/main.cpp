@@ -77,7 +77,9 @@ int run_in_memory() {
   return 0;
 }
 
-// Registers through with_idempotency, exactly as a service would for a client's request.
+// Registers through with_idempotency, the transactional path: the body runs in the unit of
+// work that also holds the claim. (deedkit serve plans and writes in one statement instead,
+// with_idempotency_in_one_statement; both keep the same promises.)
 deedkit::Result<deedkit::IdempotentResult> register_once(deedkit::ConnectionPool& pool,
                                                          const Handler& handler,
                                                          const std::string& key,
