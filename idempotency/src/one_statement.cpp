@@ -157,10 +157,21 @@ Result<AttemptResult> write_once(UnitOfWork& unit, const IdempotencyKey& key,
       return AttemptResult{};
     }
     return std::unexpected(unit.fail_with_current_exception("write command to " + stream));
+  } catch (const pqxx::transaction_rollback&) {
+    // A deadlock or serialization failure rolled the statement back: nothing was stored.
+    return AttemptResult{};
   } catch (const std::exception& error) {
     if (idempotency_rows::is_lock_timeout(error)) {
+      // The wait was on the key (an attempt in flight) or on the stream's next version (a
+      // writer still running); either way nothing was stored.
       unit.poison("idempotent write timed out");
-      return std::unexpected(idempotency_rows::still_in_progress(key));
+      Error in_progress = idempotency_rows::still_in_progress(key);
+      if (plan.append) {
+        in_progress.message = "a request with Idempotency-Key '" + key.key +
+                               "', or another writer of " + stream +
+                               ", is still in progress; retry later";
+      }
+      return std::unexpected(std::move(in_progress));
     }
     return std::unexpected(unit.fail_with_current_exception("write command to " + stream));
   }
@@ -209,6 +220,11 @@ Result<IdempotentResult> with_idempotency_in_one_statement(
 
     auto plan = planner(*unit);
     if (!plan) return std::unexpected(plan.error());
+    if (plan->append && plan->append->events.empty()) {
+      return fail(ErrorCode::kInvalidArgument,
+                  "the plan appends to " + plan->append->stream_id +
+                      " but has no events; leave `append` empty instead");
+    }
 
     // A reply that is not stored writes nothing; a response stored for the key wins.
     auto result = plan->reply.store
@@ -225,7 +241,7 @@ Result<IdempotentResult> with_idempotency_in_one_statement(
 
     if (attempt >= options.max_attempts) {
       return fail(ErrorCode::kConflict,
-                  "another writer kept appending to " +
+                  "another writer kept appending to (or deadlocked on) " +
                       (plan->append ? plan->append->stream_id : std::string("the stream")) +
                       " while this command was planned (after " + std::to_string(attempt) +
                       " attempts)");

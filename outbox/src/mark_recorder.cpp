@@ -83,7 +83,7 @@ void MarkRecorder::run() {
       return stopping_ || (!queued_.empty() && !fatal_ &&
                            backoff_.due(std::chrono::steady_clock::now()));
     };
-    if (backoff_.failures() > 0) {
+    if (backoff_.failures() > 0 && !fatal_) {
       changed_.wait_until(lock, backoff_.retry_at(), ready);
     } else {
       changed_.wait(lock, ready);

@@ -248,6 +248,7 @@ void Relay::Impl::step_leases(Clock::time_point now) {
   for (const int partition : step.lost) book_.set_owned(partition, false);
 
   if (!step.gained.empty()) fetch_requested_ = true;
+  if (!step.gained.empty() || !step.lost.empty()) fetch_overtaken_ = true;
   if (!step.gained.empty() || !step.lost.empty()) {
     internal::relay_log().info(
         "partitions: holding {} of 64, {} relay(s) running (took [{}], gave up [{}])",
@@ -411,7 +412,12 @@ void Relay::Impl::shut_down() {
     }
     now = Clock::now();
   }
-  if (recorder_) recorder_->wait_until_idle(deadline);
+  if (recorder_) {
+    recorder_->wait_until_idle(deadline);
+    if (options_.retain_published.count() == 0) {
+      counters_.rows_deleted += recorder_->take_recorded();
+    }
+  }
 
   const std::size_t unrecorded = to_mark_.size() + (recorder_ ? recorder_->pending_count() : 0);
   publisher_->disconnect();

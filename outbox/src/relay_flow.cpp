@@ -66,12 +66,22 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
   skip.insert(skip.end(), to_mark_.begin(), to_mark_.end());
   const std::vector<std::int64_t> recording = recorder_->pending_ids();
   skip.insert(skip.end(), recording.begin(), recording.end());
+  fetch_overtaken_ = false;
   fetcher_->start(rooms, std::move(skip), *poll);
 }
 
 void Relay::Impl::absorb_fetch(internal::AsyncFetcher::Finished finished,
                                Clock::time_point now) {
   if (!database_ok(now, status_of(finished.rows))) return;
+  if (fetch_overtaken_) {
+    // A stream was parked, or a partition changed hands, while the fetch ran: its rows may
+    // belong to a stream that must now wait behind a dead letter, or to another relay.
+    internal::relay_log().debug("dropping a fetch of {} rows overtaken while it ran; "
+                                "fetching again",
+                                finished.rows->size());
+    fetch_requested_ = true;
+    return;
+  }
   wake_.fetched(finished.poll);
   fetch_requested_ = false;
   next_full_fetch_ = now + options_.fetch_interval;
@@ -233,6 +243,9 @@ void Relay::Impl::retry_lost(const std::string& message_id, const std::string& r
 void Relay::Impl::step_database_writes(Clock::time_point now, bool flush_now) {
   if (!database_backoff_.due(now)) return;
 
+  if (options_.retain_published.count() == 0) {
+    counters_.rows_deleted += recorder_->take_recorded();
+  }
   if (auto fatal = recorder_->fatal()) {
     database_refused_ = true;
     fail_fatally(*fatal);
@@ -254,6 +267,7 @@ void Relay::Impl::step_database_writes(Clock::time_point now, bool flush_now) {
     if (!database_ok(now, written)) return;
     if (write.dead_letter) {
       book_.park(write.stream_id);
+      fetch_overtaken_ = true;
       ++counters_.dead_letters;
     }
     failure_writes_.pop_front();

@@ -11,12 +11,19 @@ namespace deedkit::internal {
 namespace {
 
 // The read index `i` of `table`, named after the table so that creating it again is a no-op.
-std::string read_index_sql(const GenerationTables& tables, const ProjectionTable& table,
-                           std::size_t i) {
+struct ReadIndex {
+  std::string qualified_name;
+  std::string create_sql;
+};
+
+ReadIndex read_index(const GenerationTables& tables, const ProjectionTable& table,
+                     std::size_t i) {
   const std::string& qualified = tables.qualified(table.name);
-  const std::string table_only = qualified.substr(qualified.find('.') + 1);
-  return "CREATE INDEX IF NOT EXISTS " + table_only + "_read_" + std::to_string(i) + " ON " +
-         qualified + " " + tables.expand(table.indexes[i]);
+  const std::size_t dot = qualified.find('.');
+  const std::string name = qualified.substr(dot + 1) + "_read_" + std::to_string(i);
+  return {qualified.substr(0, dot + 1) + name,
+          "CREATE INDEX IF NOT EXISTS " + name + " ON " + qualified + " " +
+              tables.expand(table.indexes[i])};
 }
 
 const std::string kGenerationColumns =
@@ -173,7 +180,7 @@ Result<void> create_read_indexes(ConnectionPool& pool, const Projection& project
       auto unit = UnitOfWork::begin(pool);
       if (!unit) return std::unexpected(unit.error());
       try {
-        unit->tx().exec(read_index_sql(tables, table, i));
+        unit->tx().exec(read_index(tables, table, i).create_sql);
         if (auto committed = unit->commit(); !committed) {
           return std::unexpected(committed.error());
         }
@@ -204,11 +211,14 @@ Result<GenerationRow> create_generation(ConnectionPool& pool, const Projection& 
 
     // A rebuild fills its tables faster without the read indexes: each row it writes would
     // otherwise update every one of them. They are built once, when it has caught up.
+    // On the empty tables of a building generation each index is created and dropped again
+    // at once: a definition that PostgreSQL refuses fails the request now, not at the end.
     for (const ProjectionTable& table : declared) {
       tx.exec("CREATE TABLE " + tables.qualified(table.name) + " (" + table.columns + ")");
-      if (role != kLive) continue;
       for (std::size_t i = 0; i < table.indexes.size(); ++i) {
-        tx.exec(read_index_sql(tables, table, i));
+        const ReadIndex index = read_index(tables, table, i);
+        tx.exec(index.create_sql);
+        if (role != kLive) tx.exec("DROP INDEX " + index.qualified_name);
       }
     }
 

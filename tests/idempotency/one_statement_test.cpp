@@ -167,6 +167,46 @@ TEST_F(OneStatementTest, APlanAfterAVersionTheStreamDoesNotHaveStoresNothing) {
   EXPECT_EQ(key_count(key.key), "0");
 }
 
+TEST_F(OneStatementTest, MoreEventsThanAPreparedStatementTakesAreWrittenInTheSameStatement) {
+  const std::string stream = fresh_stream("thing");
+  const IdempotencyKey key{"alice", fresh_key()};
+  const CommandPlanner many = [&](UnitOfWork&) -> Result<CommandPlan> {
+    CommandPlan plan;
+    plan.append = PlannedAppend{stream, 0, make_events(40, "many")};
+    plan.writes_from_appended = {outbox_insert_from_appended_sql()};
+    plan.reply = created(stream, 40);
+    return plan;
+  };
+
+  const auto result = with_idempotency_in_one_statement(pool(), key, "RegisterThing",
+                                                        fingerprint_of("a"), many);
+
+  ASSERT_TRUE(result.has_value()) << result.error().to_string();
+  EXPECT_EQ(count("events", stream), "40");
+  EXPECT_EQ(count("outbox", stream), "40");
+  EXPECT_EQ(query_value(database_uri(), "SELECT max(stream_version) FROM deedkit.outbox "
+                                        "WHERE stream_id = '" + stream + "'"),
+            "40");
+}
+
+TEST_F(OneStatementTest, AnAppendWithoutEventsIsRefusedAndStoresNothing) {
+  const std::string stream = fresh_stream("thing");
+  const IdempotencyKey key{"alice", fresh_key()};
+  const CommandPlanner empty = [&](UnitOfWork&) -> Result<CommandPlan> {
+    CommandPlan plan;
+    plan.append = PlannedAppend{stream, 0, {}};
+    plan.reply = created(stream, 0);
+    return plan;
+  };
+
+  const auto result = with_idempotency_in_one_statement(pool(), key, "RegisterThing",
+                                                        fingerprint_of("a"), empty);
+
+  ASSERT_FALSE(result.has_value());
+  EXPECT_EQ(result.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(key_count(key.key), "0");
+}
+
 TEST_F(OneStatementTest, AnUnstoredReplyWritesNothingButAStoredResponseWinsOverIt) {
   Counters counters;
   const std::string stream = fresh_stream("thing");

@@ -14,6 +14,7 @@
 #include "projection_fixture.hpp"
 #include "real_estate_fold.hpp"
 #include "real_estate_script.hpp"
+#include "test_projections.hpp"
 #include "test_database.hpp"
 
 namespace deedkit::testing {
@@ -152,6 +153,46 @@ TEST_F(RebuildTest, ARebuildFillsItsTablesWithoutReadIndexesAndBuildsThemBeforeT
   EXPECT_EQ(while_building, 0) << "a building generation starts with its keys only";
   EXPECT_EQ(read_indexes_of(rebuild->generation), 3) << "owner and the two listing indexes";
   EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.asset_summary"), 10);
+}
+
+// A ledger whose read index is given: a new version may bring one PostgreSQL refuses.
+class IndexedLedger final : public Projection {
+ public:
+  IndexedLedger(int version, std::string index)
+      : ledger_("indexed", {kHappened}, version), index_(std::move(index)) {}
+
+  std::string_view name() const override { return ledger_.name(); }
+  int version() const override { return ledger_.version(); }
+  std::vector<std::string> event_types() const override { return ledger_.event_types(); }
+  std::vector<ProjectionTable> tables() const override {
+    auto tables = ledger_.tables();
+    tables[0].indexes = {index_};
+    return tables;
+  }
+  std::vector<ProjectionView> views() const override { return ledger_.views(); }
+  Result<void> apply(ApplyContext& context, EventBatch events) const override {
+    return ledger_.apply(context, events);
+  }
+
+ private:
+  LedgerProjection ledger_;
+  std::string index_;
+};
+
+TEST_F(RebuildTest, ARebuildWithAReadIndexPostgreSqlRefusesFailsWhenRequested) {
+  const IndexedLedger good(1, "(global_position)");
+  const IndexedLedger broken(2, "(no_such_column)");
+  const std::vector<const Projection*> first{&good};
+  ProjectionRunner runner(pool(), first, fast_options(5));
+  runner.start();
+  ASSERT_TRUE(wait_until_caught_up(first));
+  runner.stop();
+
+  const auto rebuild = request_rebuild(pool(), broken);
+
+  ASSERT_FALSE(rebuild.has_value()) << "the broken index must be refused at the request";
+  EXPECT_NE(rebuild.error().message.find("no_such_column"), std::string::npos)
+      << rebuild.error().to_string();
 }
 
 }  // namespace

@@ -120,6 +120,9 @@ class Relay::Impl {
   std::deque<FailureWrite> failure_writes_;
 
   bool fetch_requested_ = true;
+  // Set when a stream is parked or partitions change hands: the fetch running then is
+  // dropped when it lands, as its rows were read before the change.
+  bool fetch_overtaken_ = false;
   std::array<bool, internal::kOutboxPartitions> more_waiting_{};
   Clock::time_point next_poll_{};
   Clock::time_point next_full_fetch_{};
