@@ -52,7 +52,8 @@ void AsyncFetcher::run() {
     lock.unlock();
     const auto began = std::chrono::steady_clock::now();
     auto rows = database_.fetch(request.rooms, request.skip);
-    relay_log().debug("fetch of {} skipped ids took {} ms", request.skip.size(),
+    relay_log().debug("fetch: {} rows past {} skipped ids in {} ms",
+                      rows ? rows->size() : 0, request.skip.size(),
                       std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::steady_clock::now() - began).count());
     lock.lock();
