@@ -409,7 +409,7 @@ struct RebuildResult {
   runner.start();
   const std::vector<const Projection*> watched{projection};
   while (true) {
-    usleep(20000);
+    usleep(200000);  // counting the lag scans the log after the checkpoint: not too often
     auto statuses = projection_status(pool, watched, true);
     if (!statuses) continue;
     const auto found = std::find_if(statuses->begin(), statuses->end(),
