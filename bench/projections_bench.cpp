@@ -398,7 +398,7 @@ struct RebuildResult {
 // In the child: brings the live generation of `name` up to the head of the log, as a
 // deployment's runner keeps it, so that the rebuild timed next is the only work catching up.
 [[noreturn]] void catch_up_in_child(const std::string& database, const std::string& name,
-                                    int batch_size) {
+                                    int batch_size, long long log_size) {
   ConnectionPool pool(PoolOptions{.database_uri = database, .max_connections = 4});
   const auto catalog = realestate::make_real_estate_projections();
   const Projection* projection = nullptr;
@@ -409,31 +409,33 @@ struct RebuildResult {
   runner.start();
   const std::vector<const Projection*> watched{projection};
   while (true) {
-    usleep(200000);  // counting the lag scans the log after the checkpoint: not too often
-    auto statuses = projection_status(pool, watched, true);
+    usleep(20000);
+    // Read counts, not lag counts: counting the lag scans the log after the checkpoint.
+    auto statuses = projection_status(pool, watched, false);
     if (!statuses) continue;
     const auto found = std::find_if(statuses->begin(), statuses->end(),
                                     [&](const ProjectionStatus& each) {
                                       return each.name == name;
                                     });
-    if (found != statuses->end() && found->live && found->live->lag_events == 0) break;
+    if (found != statuses->end() && found->live && found->live->events_read >= log_size) break;
   }
   runner.stop();
   _exit(0);
 }
 
-void catch_up_live(const std::string& database, const std::string& name, int batch_size) {
+void catch_up_live(const std::string& database, const std::string& name, int batch_size,
+                   long long log_size) {
   std::fflush(nullptr);
   const pid_t child = fork();
-  if (child == 0) catch_up_in_child(database, name, batch_size);
+  if (child == 0) catch_up_in_child(database, name, batch_size, log_size);
   int status = 0;
   waitpid(child, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) die("catching up failed");
 }
 
 RebuildResult measure_rebuild(const std::string& database, const std::string& name,
-                              int batch_size) {
-  catch_up_live(database, name, batch_size);
+                              int batch_size, long long log_size) {
+  catch_up_live(database, name, batch_size, log_size);
   int pipe_fds[2];
   if (pipe(pipe_fds) != 0) die("pipe failed");
   std::fflush(nullptr);
@@ -583,7 +585,7 @@ int main(int argc, char** argv) {
     PQfinish(connection);  // the child must not share this connection's socket
 
     for (const char* name : {"assets", "rent_roll"}) {
-      const RebuildResult rebuilt = measure_rebuild(database, name, batch_size);
+      const RebuildResult rebuilt = measure_rebuild(database, name, batch_size, loaded);
       std::printf("%10lld %14.0f %12s %14.0f %7.2f %12.1f\n", loaded, raw, name,
                   rebuilt.events_per_second, rebuilt.events_per_second / raw,
                   static_cast<double>(rebuilt.peak_rss_kb) / 1024.0);
