@@ -20,7 +20,9 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 #include <thread>
@@ -352,34 +354,45 @@ struct RebuildResult {
   long long peak_rss_kb = 0;
 };
 
+// The projection of the catalog called `name`.
+const Projection* named(const std::vector<std::unique_ptr<Projection>>& catalog,
+                        const std::string& name) {
+  for (const auto& candidate : catalog) {
+    if (candidate->name() == name) return candidate.get();
+  }
+  die("no projection named " + name);
+}
+
+// The status of `projection` without counting lags, or nothing while it cannot be read.
+std::optional<ProjectionStatus> status_of(ConnectionPool& pool, const Projection& projection) {
+  const std::vector<const Projection*> watched{&projection};
+  auto statuses = projection_status(pool, watched, false);
+  if (!statuses) return std::nullopt;
+  // The answer lists every projection the database knows, not only the one watched.
+  for (ProjectionStatus& status : *statuses) {
+    if (status.name == projection.name()) return std::move(status);
+  }
+  return std::nullopt;
+}
+
 // In the child: asks for a rebuild, leads the projection until the new generation is live,
 // and reports through `report_fd`.
 [[noreturn]] void rebuild_in_child(const std::string& database, const std::string& name,
                                    int batch_size, int report_fd) {
   ConnectionPool pool(PoolOptions{.database_uri = database, .max_connections = 8});
   const auto catalog = realestate::make_real_estate_projections();
-  const Projection* projection = nullptr;
-  for (const auto& candidate : catalog) {
-    if (candidate->name() == name) projection = candidate.get();
-  }
+  const Projection* projection = named(catalog, name);
 
   const auto start = Clock::now();
   const auto request = request_rebuild(pool, *projection);
   if (!request) die(request.error().to_string());
   ProjectionRunner runner(pool, {projection}, RunnerOptions{.batch_size = batch_size});
   runner.start();
-  const std::vector<const Projection*> watched{projection};
   long long events_read = 0;
   while (true) {
     usleep(20000);
-    auto statuses = projection_status(pool, watched, false);
-    if (!statuses) continue;
-    // The answer lists every projection the database knows, not only the one watched.
-    const auto found = std::find_if(statuses->begin(), statuses->end(),
-                                    [&](const ProjectionStatus& each) {
-                                      return each.name == name;
-                                    });
-    if (found == statuses->end()) continue;
+    const auto found = status_of(pool, *projection);
+    if (!found) continue;
     const ProjectionStatus& status = *found;
     if (status.live && status.live->generation == request->generation) {
       events_read = status.live->events_read;
@@ -401,23 +414,14 @@ struct RebuildResult {
                                     int batch_size, long long log_size) {
   ConnectionPool pool(PoolOptions{.database_uri = database, .max_connections = 4});
   const auto catalog = realestate::make_real_estate_projections();
-  const Projection* projection = nullptr;
-  for (const auto& candidate : catalog) {
-    if (candidate->name() == name) projection = candidate.get();
-  }
+  const Projection* projection = named(catalog, name);
   ProjectionRunner runner(pool, {projection}, RunnerOptions{.batch_size = batch_size});
   runner.start();
-  const std::vector<const Projection*> watched{projection};
   while (true) {
     usleep(20000);
     // Read counts, not lag counts: counting the lag scans the log after the checkpoint.
-    auto statuses = projection_status(pool, watched, false);
-    if (!statuses) continue;
-    const auto found = std::find_if(statuses->begin(), statuses->end(),
-                                    [&](const ProjectionStatus& each) {
-                                      return each.name == name;
-                                    });
-    if (found != statuses->end() && found->live && found->live->events_read >= log_size) break;
+    const auto found = status_of(pool, *projection);
+    if (found && found->live && found->live->events_read >= log_size) break;
   }
   runner.stop();
   _exit(0);
@@ -468,10 +472,7 @@ bench::LoadResult measure_live_lag(const std::string& database, int rate,
   EventStore store(pool);
   CommandHandler<realestate::AssetDecider> handler(store);
   const auto catalog = realestate::make_real_estate_projections();
-  const Projection* assets = nullptr;
-  for (const auto& candidate : catalog) {
-    if (candidate->name() == "assets") assets = candidate.get();
-  }
+  const Projection* assets = named(catalog, "assets");
   ProjectionRunner runner(pool, {assets}, RunnerOptions{});
   runner.start();
 

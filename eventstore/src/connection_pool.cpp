@@ -47,6 +47,12 @@ void ConnectionLease::ensure_prepared(const std::string& name, const std::string
   slot_->prepared.insert(name);
 }
 
+void ConnectionLease::ensure_prepared_lazily(const std::string& name,
+                                             const std::function<std::string()>& make_sql) {
+  if (slot_->prepared.contains(name)) return;
+  ensure_prepared(name, make_sql());
+}
+
 ConnectionPool::ConnectionPool(PoolOptions options) : options_(std::move(options)) {}
 
 ConnectionPool::~ConnectionPool() = default;

@@ -147,7 +147,8 @@ Result<AttemptResult> write_once(UnitOfWork& unit, const IdempotencyKey& key,
       written = unit.tx().exec_params(write_sql(plan), params.dynamic());
     } else {
       const std::string name = statement_name(plan);
-      unit.lease().ensure_prepared(name, write_sql(plan));
+      // The statement's text is built only the first time a connection prepares it.
+      unit.lease().ensure_prepared_lazily(name, [&plan] { return write_sql(plan); });
       written = unit.tx().exec_prepared(name, params.dynamic());
     }
   } catch (const pqxx::unique_violation& error) {

@@ -1,6 +1,7 @@
 // Without a broker: JSON lines on stdout, and retention of published rows.
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <thread>
@@ -17,6 +18,18 @@ namespace deedkit::testing {
 namespace {
 
 class RelayStdoutTest : public RelayFixture {};
+
+// The relay's JSON lines, each parsed; a line that is not JSON fails the test.
+std::vector<google::protobuf::Struct> read_json_lines(const std::filesystem::path& path) {
+  std::vector<google::protobuf::Struct> parsed_lines;
+  std::ifstream lines(path);
+  for (std::string line; std::getline(lines, line);) {
+    google::protobuf::Struct parsed;
+    EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) << line;
+    parsed_lines.push_back(std::move(parsed));
+  }
+  return parsed_lines;
+}
 
 // The envelope of one JSON line, read back into its Protobuf message.
 bool envelope_of(const google::protobuf::Struct& line, deedkit::outbox::v1::Envelope& envelope) {
@@ -41,14 +54,11 @@ TEST_F(RelayStdoutTest, WritesOneJsonLinePerEventInStreamOrder) {
   ASSERT_EQ(relay.terminate(), 0) << relay.log();
 
   std::vector<StoredMessage> messages;
-  std::ifstream lines(relay.stdout_file());
-  for (std::string line; std::getline(lines, line);) {
-    google::protobuf::Struct parsed;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) << line;
+  for (const google::protobuf::Struct& parsed : read_json_lines(relay.stdout_file())) {
     const auto& fields = parsed.fields();
     const auto& headers = fields.at("headers").struct_value().fields();
     deedkit::outbox::v1::Envelope envelope;
-    ASSERT_TRUE(envelope_of(parsed, envelope)) << line;
+    ASSERT_TRUE(envelope_of(parsed, envelope));
 
     const std::string category = envelope.stream_id().substr(0, envelope.stream_id().find('-'));
     EXPECT_EQ(fields.at("subject").string_value(),
@@ -102,12 +112,9 @@ TEST_F(RelayStdoutTest, WithNothingToRetainEachRowIsDeletedOnceItsPublicationIsR
   ASSERT_TRUE(wait_until([&] { return count_rows("outbox", "true") == 0; })) << relay.log();
   ASSERT_EQ(relay.terminate(), 0) << relay.log();
   std::vector<StoredMessage> messages;
-  std::ifstream lines(relay.stdout_file());
-  for (std::string line; std::getline(lines, line);) {
-    google::protobuf::Struct parsed;
-    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(line, &parsed).ok()) << line;
+  for (const google::protobuf::Struct& parsed : read_json_lines(relay.stdout_file())) {
     deedkit::outbox::v1::Envelope envelope;
-    ASSERT_TRUE(envelope_of(parsed, envelope)) << line;
+    ASSERT_TRUE(envelope_of(parsed, envelope));
     messages.push_back({0, "", envelope.event_id(), envelope.stream_id(),
                         envelope.stream_version(), {}});
   }

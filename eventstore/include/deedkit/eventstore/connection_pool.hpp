@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -51,6 +52,9 @@ class ConnectionLease {
   // Prepares `name` on this connection the first time it is asked for. The SQL must be the
   // same every time for a given name (statements are keyed by name).
   void ensure_prepared(const std::string& name, const std::string& sql);
+  // The same, for SQL that costs something to build: `make_sql` runs only the first time.
+  void ensure_prepared_lazily(const std::string& name,
+                              const std::function<std::string()>& make_sql);
 
   // Marks the connection as unusable: it is closed instead of being returned to the pool.
   void discard() { discard_ = true; }
