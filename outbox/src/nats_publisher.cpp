@@ -106,10 +106,8 @@ void NatsPublisher::on_ack(jsCtx*, natsMsg* message, jsPubAck* ack, jsPubAckErr*
                                     : PublishOutcome::Kind::kStored;
     } else if (error) {
       outcome.reason = error->ErrText ? error->ErrText : natsStatus_GetText(error->Err);
-      if (error->ErrCode == JSStreamMessageExceedsMaximumErr) {
-        outcome.kind = PublishOutcome::Kind::kTooLarge;
-      } else if (error->ErrCode != 0) {
-        outcome.kind = PublishOutcome::Kind::kRejected;
+      if (error->ErrCode != 0) {
+        outcome.kind = classify_refusal(error->ErrCode);
         outcome.reason += " (JetStream error " + std::to_string(error->ErrCode) + ")";
       } else {
         outcome.kind = PublishOutcome::Kind::kLost;
@@ -301,6 +299,25 @@ Result<void> NatsPublisher::publish(const OutboundMessage& message) {
 }
 
 }  // namespace
+
+PublishOutcome::Kind classify_refusal(int jetstream_error) {
+  switch (jetstream_error) {
+    case JSStreamMessageExceedsMaximumErr:
+      return PublishOutcome::Kind::kTooLarge;
+    case JSClusterNoPeersErr:
+    case JSClusterNotAvailErr:
+    case JSInsufficientResourcesErr:
+    case JSNotEnabledForAccountErr:
+    case JSStreamNotFoundErr:
+    case JSNotEnabledErr:
+    case JSStreamStoreFailedErr:  // also "maximum messages exceeded" under discard new
+    case JSStreamSealedErr:
+    case JSStreamOfflineErr:
+      return PublishOutcome::Kind::kBrokerDown;
+    default:
+      return PublishOutcome::Kind::kRejected;
+  }
+}
 
 std::unique_ptr<Publisher> make_nats_publisher(NatsPublisherOptions options,
                                                OutcomeInbox& inbox) {

@@ -175,9 +175,10 @@ void Relay::Impl::settle(std::vector<internal::PublishOutcome> outcomes,
         rate_.add(now, 1);
         break;
       case Kind::kTooLarge:
+      case Kind::kRejected:
         refuse(outcome.message_id, outcome.reason, true, now);
         break;
-      case Kind::kRejected:
+      case Kind::kBrokerDown:
         refuse(outcome.message_id, outcome.reason, false, now);
         break;
       case Kind::kLost:

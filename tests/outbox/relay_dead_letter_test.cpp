@@ -1,8 +1,10 @@
 // A message the broker refuses for its size: retried, parked as a dead letter with its
-// stream's later rows behind it, then discarded or retried by an operator.
+// stream's later rows behind it, then discarded or retried by an operator. A broker that
+// refuses everything for its own state (here: full) is waited for instead.
 
 #include <gtest/gtest.h>
 
+#include "internal/publisher.hpp"
 #include "relay_test_support.hpp"
 
 namespace deedkit::testing {
@@ -49,6 +51,16 @@ class RelayDeadLetterTest : public RelayFixture {
     return versions;
   }
 };
+
+TEST(RefusalTest, OnlyRefusalsOfTheMessageItselfCountTowardsADeadLetter) {
+  using Kind = internal::PublishOutcome::Kind;
+  EXPECT_EQ(internal::classify_refusal(10054), Kind::kTooLarge);    // message exceeds maximum
+  EXPECT_EQ(internal::classify_refusal(10077), Kind::kBrokerDown);  // store failed, full
+  EXPECT_EQ(internal::classify_refusal(10023), Kind::kBrokerDown);  // insufficient resources
+  EXPECT_EQ(internal::classify_refusal(10118), Kind::kBrokerDown);  // stream offline
+  EXPECT_EQ(internal::classify_refusal(10060), Kind::kRejected);    // stream does not match
+  EXPECT_EQ(internal::classify_refusal(99999), Kind::kRejected) << "unknown codes count";
+}
 
 TEST_F(RelayDeadLetterTest, OversizedMessageIsParkedAndDiscardingItLetsItsStreamMoveOn) {
   NatsServer nats(scratch() / "nats", kSmallServer);
@@ -112,6 +124,36 @@ TEST_F(RelayDeadLetterTest, RetriedDeadLetterIsPublishedInOrderOnceTheBrokerTake
       run_deedkit(scratch(), database_arguments({"outbox", "retry", "987654321"}));
   EXPECT_EQ(missing.exit_status, 3) << "an unknown dead letter is 'not found': "
                                     << missing.output;
+  EXPECT_EQ(relay.terminate(), 0);
+}
+
+TEST_F(RelayDeadLetterTest, ABrokerOutOfRoomIsWaitedForAndItsRefusalsMakeNoDeadLetters) {
+  NatsServer nats(scratch() / "nats", kLargeServer);
+  limit_stream_messages(nats.url(), 2);
+  {
+    ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+    write_outbox(pool, "full-1", 1, 4);
+  }
+  SpawnedRelay relay(scratch(), "relay", relay_arguments(nats.url(), {"--max-attempts", "2"}));
+  relay.start();
+
+  // Version 3 is refused ("maximum messages exceeded") more often than --max-attempts.
+  const auto attempts_of_third = [&] {
+    const std::string attempts = query_value(
+        database_uri(),
+        "SELECT attempts FROM deedkit.outbox WHERE stream_id = 'full-1' AND stream_version = 3");
+    return attempts.empty() ? 0 : std::stoi(attempts);
+  };
+  ASSERT_TRUE(wait_until([&] { return attempts_of_third() > 2; })) << relay.log();
+  EXPECT_EQ(count_rows("outbox_dead_letters", "true"), 0) << relay.log();
+  EXPECT_EQ(published("full-1", 3), 0);
+
+  // The operator makes room; the stream goes on where it stopped.
+  limit_stream_messages(nats.url(), -1);
+  EXPECT_TRUE(wait_until([&] { return published("full-1", 4) == 1; })) << relay.log();
+  const auto messages = read_stream(nats.url());
+  EXPECT_EQ(versions_of(messages, "full-1"), (std::vector<std::int64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(count_rows("outbox_dead_letters", "true"), 0);
   EXPECT_EQ(relay.terminate(), 0);
 }
 

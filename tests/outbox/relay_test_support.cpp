@@ -256,6 +256,34 @@ std::uint64_t stream_message_count(const std::string& nats_url, const std::strin
   return count;
 }
 
+void limit_stream_messages(const std::string& nats_url, std::int64_t max_messages) {
+  JetStreamClient client(nats_url);
+  const char* subjects[] = {"deedkit.>"};
+  jsStreamConfig config;
+  jsStreamConfig_Init(&config);
+  config.Name = "DEEDKIT";
+  config.Subjects = subjects;
+  config.SubjectsLen = 1;
+  config.Storage = js_FileStorage;
+  config.Discard = js_DiscardNew;
+  config.MaxMsgs = max_messages;
+  config.Duplicates = std::chrono::nanoseconds(std::chrono::hours(2)).count();
+
+  jsStreamInfo* info = nullptr;
+  const bool exists =
+      js_GetStreamInfo(&info, client.context, "DEEDKIT", nullptr, nullptr) == NATS_OK;
+  jsStreamInfo_Destroy(info);
+  info = nullptr;
+  const natsStatus status = exists
+                                ? js_UpdateStream(&info, client.context, &config, nullptr, nullptr)
+                                : js_AddStream(&info, client.context, &config, nullptr, nullptr);
+  jsStreamInfo_Destroy(info);
+  if (status != NATS_OK) {
+    throw std::runtime_error(std::string("cannot limit JetStream stream DEEDKIT: ") +
+                             natsStatus_GetText(status));
+  }
+}
+
 std::vector<StoredMessage> read_stream(const std::string& nats_url,
                                        const std::string& stream_name) {
   JetStreamClient client(nats_url);

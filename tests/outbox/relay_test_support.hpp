@@ -138,6 +138,11 @@ std::vector<StoredMessage> read_stream(const std::string& nats_url,
 std::uint64_t stream_message_count(const std::string& nats_url,
                                    const std::string& stream_name = "DEEDKIT");
 
+// Creates JetStream stream DEEDKIT (subjects deedkit.>) or updates it to hold at most
+// `max_messages` (-1: no limit) and to refuse new messages beyond that ("discard new"), as
+// a broker that has run out of room does.
+void limit_stream_messages(const std::string& nats_url, std::int64_t max_messages);
+
 // Checks what the crash and outage tests promise: every expected event exactly once, and
 // each stream's versions 1..n in order. Returns "" or a description of what broke.
 std::string check_exactly_once_in_order(

@@ -24,7 +24,8 @@ struct PublishOutcome {
     kStored,     // acknowledged: stored now
     kDuplicate,  // acknowledged: JetStream had it already (a re-publish)
     kTooLarge,   // refused for its size: retrying the same bytes cannot help
-    kRejected,   // refused by the server for another reason; may pass later
+    kRejected,   // refused for what it is: retried a bounded number of times
+    kBrokerDown,  // refused for the broker's state (storage full, offline): may pass later
     kLost,       // no acknowledgement (timeout, connection gone): may or may not be stored
   };
 
@@ -32,6 +33,13 @@ struct PublishOutcome {
   Kind kind = Kind::kLost;
   std::string reason;  // for the failures
 };
+
+// What a JetStream error code in a negative PubAck says about the message. Codes that
+// describe the broker (out of storage, stream offline or missing, a limit with "discard
+// new") are kBrokerDown: every message would fail the same way, and parking each as a dead
+// letter would turn one outage into thousands of letters. Any other code, including ones
+// newer than this list, is held against the message itself.
+PublishOutcome::Kind classify_refusal(int jetstream_error);
 
 // A queue of outcomes that the relay's loop sleeps on. Publishers push from their own threads;
 // wake() ends a wait early (stop(), a lost connection). Thread-safe.

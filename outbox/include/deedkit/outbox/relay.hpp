@@ -14,8 +14,9 @@
 // - Several relays share the work: each leases a fair share of the outbox's 64 partitions
 //   with PostgreSQL session advisory locks; a dead relay's locks vanish with its connection
 //   and the others take its partitions over within a few lease intervals.
-// - A message the broker refuses permanently (too large) is retried `max_attempts` times and
-//   then moved to deedkit.outbox_dead_letters; its stream's later rows wait behind it until
+// - A message the broker refuses for what it is (too large, or any refusal that is not about
+//   the broker's own state, such as being full) is retried `max_attempts` times and then
+//   moved to deedkit.outbox_dead_letters; its stream's later rows wait behind it until
 //   an operator retries or discards it (outbox_admin.hpp).
 //
 // Lifecycle: construct, call run() on a thread of your choice; run() returns after stop() (it
