@@ -6,8 +6,10 @@
 //             marking them published (the default) and deleting them (--retain 0); its peak
 //             RSS at that backlog and at ten times it (1,000,000 rows) shows that memory does
 //             not grow with the backlog.
-//   W6        commit-to-broker latency at a steady 1,000 commands/s (one event each): the
-//             time from the writer's commit to a subscriber receiving the message.
+//   W6        commit-to-broker latency at a steady 1,000 commands/s (one event each), with
+//             the relay running in this process: the time from the writer's commit to a
+//             subscriber receiving the message, and the relay's own commit-to-PubAck
+//             quantiles (RelayMetrics: from the row's recorded_at, so an upper bound).
 //
 //   bench_relay --database URI --nats URL [--rows N] [--json FILE] [--quick]
 
@@ -33,6 +35,7 @@
 #include "deedkit/eventstore/migrations.hpp"
 #include "deedkit/eventstore/unit_of_work.hpp"
 #include "deedkit/outbox/outbox_writer.hpp"
+#include "deedkit/outbox/relay.hpp"
 #include "load_driver.hpp"
 
 namespace {
@@ -193,14 +196,21 @@ void on_message(natsConnection*, natsSubscription*, natsMsg* message, void* clos
   natsMsg_Destroy(message);
 }
 
-bench::LoadResult steady_latency(const Flags& flags, ConnectionPool& pool) {
+bench::LoadResult steady_latency(const Flags& flags, ConnectionPool& pool,
+                                 bench::LoadResult* ack) {
   LatencyProbe probe;
   natsConnection* connection = nullptr;
   natsSubscription* subscription = nullptr;
   if (natsConnection_ConnectTo(&connection, flags.nats.c_str()) != NATS_OK) std::abort();
   natsConnection_Subscribe(&subscription, connection, "deedkit.>", on_message, &probe);
   natsConnection_Flush(connection);
-  const pid_t relay = start_relay(flags, Recording::kMarkAndKeep);
+  RelayOptions options;
+  options.database_uri = flags.database;
+  options.nats_url = flags.nats;
+  Relay relay(options);
+  std::thread relay_thread([&relay] {
+    if (auto finished = relay.run(); !finished) std::abort();
+  });
 
   const int per_second = 1000;
   const auto duration = std::chrono::seconds(flags.quick ? 1 : 10);
@@ -227,7 +237,15 @@ bench::LoadResult steady_latency(const Flags& flags, ConnectionPool& pool) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  stop_relay(relay);
+  relay.stop();
+  relay_thread.join();
+  const RelayMetrics metrics = relay.metrics();
+  *ack = bench::LoadResult{};
+  ack->name = "W6 commit-to-PubAck (relay's own quantiles, upper bounds)";
+  ack->clients = 1;
+  ack->operations = static_cast<long long>(metrics.commit_to_ack_count);
+  ack->p50_ms = static_cast<double>(metrics.commit_to_ack_p50.count()) / 1000.0;
+  ack->p99_ms = static_cast<double>(metrics.commit_to_ack_p99.count()) / 1000.0;
   natsSubscription_Destroy(subscription);
   natsConnection_Destroy(connection);
 
@@ -235,7 +253,7 @@ bench::LoadResult steady_latency(const Flags& flags, ConnectionPool& pool) {
   auto& latencies = probe.latencies_ms;
   std::sort(latencies.begin(), latencies.end());
   bench::LoadResult result;
-  result.name = "W6 commit-to-broker";
+  result.name = "W6 commit-to-broker (a subscriber receives it)";
   result.clients = 1;
   result.operations = static_cast<long long>(latencies.size());
   result.failures = sent - result.operations;
@@ -281,7 +299,8 @@ int main(int argc, char** argv) {
       drain_with_relay(flags, pool, flags.rows, Recording::kDelete, &deleting_rss);
   // Before the large backlog: vacuuming a million updated outbox rows afterwards would
   // measure autovacuum, not the relay's steady-state latency.
-  const auto latency = steady_latency(flags, pool);
+  bench::LoadResult ack_latency;
+  const auto latency = steady_latency(flags, pool, &ack_latency);
   const auto backlog = drain_with_relay(flags, pool, flags.rows * 10, Recording::kMarkAndKeep,
                                         &backlog_rss);
   const auto deleting_backlog = drain_with_relay(flags, pool, flags.rows * 10,
@@ -300,6 +319,7 @@ int main(int argc, char** argv) {
       {with_rss(backlog, backlog_rss, rss), &floor},
       {with_rss(deleting_backlog, deleting_backlog_rss, deleting_rss), &floor},
       {latency, nullptr},
+      {ack_latency, nullptr},
   };
   for (const auto& [row, baseline] : rows) {
     bench::print_row(row, baseline);

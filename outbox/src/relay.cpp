@@ -33,6 +33,7 @@
 #include "internal/relay_impl.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <regex>
 
 #include "deedkit/eventstore/connection_pool.hpp"
@@ -139,6 +140,39 @@ double RateWindow::per_second(Clock::time_point now) const {
 
 std::int64_t RateWindow::second_of(Clock::time_point now) const {
   return std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count();
+}
+
+namespace {
+constexpr double kBucketGrowth = 1.2;
+constexpr double kFirstBucketMicros = 100.0;
+}  // namespace
+
+std::int64_t LatencyHistogram::upper_bound_micros(int bucket) {
+  return static_cast<std::int64_t>(kFirstBucketMicros * std::pow(kBucketGrowth, bucket));
+}
+
+void LatencyHistogram::add(std::chrono::microseconds latency) {
+  const double micros = static_cast<double>(latency.count());
+  int bucket = 0;
+  if (micros > kFirstBucketMicros) {
+    bucket = static_cast<int>(
+        std::ceil(std::log(micros / kFirstBucketMicros) / std::log(kBucketGrowth)));
+  }
+  ++counts_[static_cast<std::size_t>(std::clamp(bucket, 0, kBuckets - 1))];
+  ++count_;
+}
+
+std::chrono::microseconds LatencyHistogram::quantile(double q) const {
+  if (count_ == 0) return std::chrono::microseconds::zero();
+  const auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(count_)));
+  std::uint64_t seen = 0;
+  for (int bucket = 0; bucket < kBuckets; ++bucket) {
+    seen += counts_[static_cast<std::size_t>(bucket)];
+    if (seen >= std::max<std::uint64_t>(rank, 1)) {
+      return std::chrono::microseconds(upper_bound_micros(bucket));
+    }
+  }
+  return std::chrono::microseconds(upper_bound_micros(kBuckets - 1));
 }
 
 Relay::Relay(RelayOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -386,6 +420,9 @@ void Relay::Impl::update_metrics(Clock::time_point now) {
   counters_.in_flight = static_cast<int>(book_.in_flight_count());
   counters_.broker_connected = broker_ready_;
   counters_.published_per_second = rate_.per_second(now);
+  counters_.commit_to_ack_count = commit_to_ack_.count();
+  counters_.commit_to_ack_p50 = commit_to_ack_.quantile(0.5);
+  counters_.commit_to_ack_p99 = commit_to_ack_.quantile(0.99);
   counters_.fatal_error = fatal_;
 
   std::lock_guard lock(metrics_mutex_);
@@ -426,9 +463,10 @@ void Relay::Impl::shut_down() {
   internal::relay_log().info(
       "stopped: {} rows published ({} already in JetStream), {} dead letters, {} published "
       "rows deleted; {} messages left unacknowledged and {} acknowledged but unrecorded will "
-      "be published again by the next relay",
+      "be published again by the next relay; commit to PubAck p50 {:.1f} ms, p99 {:.1f} ms",
       counters_.published, counters_.duplicates, counters_.dead_letters, counters_.rows_deleted,
-      book_.in_flight_count(), unrecorded);
+      book_.in_flight_count(), unrecorded, counters_.commit_to_ack_p50.count() / 1000.0,
+      counters_.commit_to_ack_p99.count() / 1000.0);
 }
 
 }  // namespace deedkit

@@ -166,6 +166,11 @@ void Relay::Impl::settle(std::vector<internal::PublishOutcome> outcomes,
     switch (outcome.kind) {
       case Kind::kStored:
       case Kind::kDuplicate:
+        if (outcome.kind == Kind::kStored) {
+          const auto acked_at = std::chrono::duration_cast<std::chrono::microseconds>(
+              std::chrono::system_clock::now().time_since_epoch());
+          commit_to_ack_.add(acked_at - std::chrono::microseconds(row->recorded_at_micros));
+        }
         if (to_mark_.empty()) mark_due_ = now + kMarkDelay;
         to_mark_.push_back(row->outbox_id);
         row_failures_.erase(outcome.message_id);

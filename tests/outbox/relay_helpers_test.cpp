@@ -10,12 +10,31 @@
 #include "event_factory.hpp"
 #include "internal/async_fetcher.hpp"
 #include "internal/mark_recorder.hpp"
+#include "internal/relay_impl.hpp"
 #include "test_database.hpp"
 
 namespace deedkit::testing {
 namespace {
 
 using namespace std::chrono_literals;
+
+TEST(LatencyHistogramTest, QuantilesAreAtMostAFifthAboveTheTrueValue) {
+  LatencyHistogram histogram;
+  EXPECT_EQ(histogram.quantile(0.5), 0us) << "empty";
+  // 1 ms .. 100 ms, one each: the median is 50 ms, the 99th percentile 99 ms.
+  for (int ms = 1; ms <= 100; ++ms) histogram.add(std::chrono::milliseconds(ms));
+  EXPECT_EQ(histogram.count(), 100u);
+  EXPECT_GE(histogram.quantile(0.5), 50ms);
+  EXPECT_LE(histogram.quantile(0.5), 60ms);
+  EXPECT_GE(histogram.quantile(0.99), 99ms);
+  EXPECT_LE(histogram.quantile(0.99), 119ms);
+  EXPECT_LE(histogram.quantile(0.0), 1200us);
+
+  histogram.add(std::chrono::hours(2));  // beyond the last bucket: counted in it
+  histogram.add(-5ms);                   // clocks apart: counted in the first
+  EXPECT_EQ(histogram.count(), 102u);
+  EXPECT_GE(histogram.quantile(1.0), std::chrono::minutes(10));
+}
 
 class RelayHelpersTest : public DatabaseTest {
  protected:

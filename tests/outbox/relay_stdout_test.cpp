@@ -127,6 +127,9 @@ TEST_F(RelayStdoutTest, InProcessRelayReportsMetricsAndStopsCleanly) {
   for (int stream = 0; stream < 4; ++stream) {
     write_outbox(pool, "metrics-" + std::to_string(stream), 1, 5);
   }
+  // Written "ten seconds ago": the commit-to-PubAck latency is measured from recorded_at.
+  query_value(database_uri(),
+              "UPDATE deedkit.outbox SET recorded_at = now() - interval '10 seconds'");
   std::FILE* lines = std::tmpfile();
   ASSERT_NE(lines, nullptr);
   Relay relay(RelayOptions{.database_uri = database_uri(), .json_lines = lines});
@@ -144,6 +147,10 @@ TEST_F(RelayStdoutTest, InProcessRelayReportsMetricsAndStopsCleanly) {
   EXPECT_EQ(metrics.dead_letters, 0u);
   EXPECT_FALSE(metrics.fatal_error.has_value());
   EXPECT_EQ(metrics.owned_partitions, 0) << "a stopped relay holds no partitions";
+  EXPECT_EQ(metrics.commit_to_ack_count, 20u);
+  EXPECT_GE(metrics.commit_to_ack_p50, std::chrono::seconds(10));
+  EXPECT_GE(metrics.commit_to_ack_p99, metrics.commit_to_ack_p50);
+  EXPECT_LT(metrics.commit_to_ack_p99, std::chrono::seconds(60));
   EXPECT_EQ(count_rows("outbox", "published_at IS NULL"), 0);
   std::fclose(lines);
 }

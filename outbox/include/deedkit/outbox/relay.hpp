@@ -106,6 +106,13 @@ struct RelayMetrics {
   std::uint64_t published = 0;       // rows acknowledged and recorded
   std::uint64_t duplicates = 0;      // of those, acknowledged as already stored by JetStream
   double published_per_second = 0;   // over the last ten seconds
+  // From a row's recorded_at (its writer's transaction start, at or before the commit) to
+  // its PubAck, for rows JetStream stored (not duplicates), since the relay started. By the
+  // relay's clock against PostgreSQL's: on different hosts, clock skew adds in. Quantiles
+  // are rounded up to buckets 20% apart.
+  std::uint64_t commit_to_ack_count = 0;
+  std::chrono::microseconds commit_to_ack_p50{0};
+  std::chrono::microseconds commit_to_ack_p99{0};
   std::uint64_t retries = 0;         // failed publish attempts that will be retried
   std::uint64_t dead_letters = 0;    // rows this relay moved to the dead-letter table
   std::uint64_t rows_deleted = 0;    // published rows removed by retention
