@@ -1,5 +1,6 @@
 // deedkit projections run|status|rebuild|retry|skip: operating the read side.
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -244,7 +245,14 @@ void rebuild_projection(const GlobalOptions& options, const ProjectionsOptions& 
                    statuses.error().to_string());
       continue;
     }
-    const ProjectionStatus& status = statuses->front();
+    // The answer covers every projection the database knows, not only the one rebuilt.
+    const auto named = std::ranges::find(*statuses, flags.name, &ProjectionStatus::name);
+    if (named == statuses->end()) {
+      spdlog::warn("projections rebuild {}: its status is missing; reading it again",
+                   flags.name);
+      continue;
+    }
+    const ProjectionStatus& status = *named;
     if (status.live && status.live->generation == request->generation) break;
     if (!status.building || status.building->generation != request->generation) {
       progress.finish();

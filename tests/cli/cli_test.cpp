@@ -160,5 +160,22 @@ TEST(CliTest, GlobalOptionsMayFollowTheSubcommand) {
   EXPECT_EQ(query_value(database, "SELECT count(*) > 0 FROM deedkit.schema_migrations"), "t");
 }
 
+// The rebuild watches its own projection, whichever others the database knows.
+TEST(CliTest, RebuildOfEachProjectionFinishesWhenOthersAreKnown) {
+  const std::string database = create_database("cli_rebuild_" + std::to_string(getpid()));
+  ScratchFolder folder;
+  ASSERT_EQ(run_deedkit(folder.path(), "migrate --database '" + database + "'").status, 0);
+
+  for (const char* name : {"assets", "rent_roll", "assets"}) {
+    const CliRun run = run_deedkit(
+        folder.path(), "projections rebuild " + std::string(name) + " --database '" +
+                           database + "'");
+    ASSERT_EQ(run.status, 0) << name << ": " << run.output;
+    EXPECT_NE(run.output.find("rebuild " + std::string(name) + ": generation"),
+              std::string::npos)
+        << run.output;
+  }
+}
+
 }  // namespace
 }  // namespace deedkit::testing
