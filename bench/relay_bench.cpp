@@ -1,7 +1,8 @@
 // W5 and W6: the outbox relay against NATS JetStream, next to the broker's own limit.
 //
 //   W5 floor  bare asynchronous JetStream publish of the same number and size of messages,
-//             with acknowledgements, through nats.c (the broker's limit on this machine).
+//             with the relay's headers and acknowledgements, through nats.c (the broker's
+//             limit on this machine). `--floor-only` runs just this, for scripts/profile.
 //   W5 relay  `deedkit relay` (a child process) draining the same number of outbox rows,
 //             marking them published (the default) and deleting them (--retain 0); its peak
 //             RSS at that backlog and at ten times it (1,000,000 rows) shows that memory does
@@ -12,6 +13,7 @@
 //             quantiles (RelayMetrics: from the row's recorded_at, so an upper bound).
 //
 //   bench_relay --database URI --nats URL [--rows N] [--json FILE] [--quick]
+//   bench_relay --nats URL --rows N --floor-only
 
 #include <nats/nats.h>
 #include <signal.h>
@@ -49,6 +51,7 @@ struct Flags {
   std::string json_path;
   long rows = 100000;
   bool quick = false;
+  bool floor_only = false;
 };
 
 std::string pending_count(const std::string& database) {
@@ -154,8 +157,16 @@ bench::LoadResult bare_publish(const Flags& flags, long messages) {
     natsMsg* message = nullptr;
     const std::string subject = "benchfloor.bench.Happened";
     natsMsg_Create(&message, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+    // The headers the relay sets (message_builder.cpp), so the broker does the same work.
     const std::string id = to_string(new_uuid());
+    const std::string stream = "w5floor-" + std::to_string(i % 1000) + "x" + std::to_string(i);
+    const std::string version = std::to_string(i % 16 + 1);
     natsMsgHeader_Set(message, "Nats-Msg-Id", id.c_str());
+    natsMsgHeader_Set(message, "Deedkit-Stream", stream.c_str());
+    natsMsgHeader_Set(message, "Deedkit-Version", version.c_str());
+    natsMsgHeader_Set(message, "Deedkit-Event-Type", "bench.Happened");
+    natsMsgHeader_Set(message, "Content-Type",
+                      "application/protobuf; proto=deedkit.outbox.v1.Envelope");
     if (js_PublishMsgAsync(jetstream, &message, nullptr) != NATS_OK) natsMsg_Destroy(message);
   }
   jsPubOptions wait;
@@ -273,6 +284,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--quick") flags.quick = true;
+    if (arg == "--floor-only") flags.floor_only = true;
     if (i + 1 >= argc) continue;
     if (arg == "--database") flags.database = argv[i + 1];
     if (arg == "--nats") flags.nats = argv[i + 1];
@@ -280,6 +292,10 @@ int main(int argc, char** argv) {
     if (arg == "--rows") flags.rows = std::stol(argv[i + 1]);
   }
   if (flags.quick) flags.rows = 2000;
+  if (flags.floor_only) {
+    bench::print_row(bare_publish(flags, flags.rows), nullptr);
+    return 0;
+  }
   if (auto migrated = migrate(flags.database); !migrated) {
     std::fprintf(stderr, "bench_relay: %s\n", migrated.error().to_string().c_str());
     return 1;
