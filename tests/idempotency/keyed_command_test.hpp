@@ -3,6 +3,8 @@
 // What the tests of both idempotency paths ask the database: how many rows a stream or a key
 // has, and whether some backend waits on a lock.
 
+#include <chrono>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
@@ -36,7 +38,8 @@ class KeyedCommandTest : public DatabaseTest {
 
   // Blocks until a backend of this database waits on a lock; returns its pid.
   static std::string wait_for_a_lock_waiter() {
-    while (true) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (std::chrono::steady_clock::now() < give_up) {
       const std::string pid = query_value(
           database_uri(),
           "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -44,6 +47,7 @@ class KeyedCommandTest : public DatabaseTest {
       if (!pid.empty()) return pid;
       std::this_thread::yield();
     }
+    throw std::runtime_error("no session of the test database waited on a lock within 30 s");
   }
 };
 

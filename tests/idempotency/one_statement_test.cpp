@@ -263,7 +263,8 @@ class LateFailureTest : public OneStatementTest,
                         public ::testing::WithParamInterface<std::string> {};
 
 // The statement fails after the claim and the events are written: after the append (a
-// broken row follows them), or after the outbox rows (a second copy collides with them).
+// broken outbox row follows them), or after the outbox rows (a good copy is written first,
+// then the broken one).
 TEST_P(LateFailureTest, LeavesNothingAndARetrySucceedsOnce) {
   Counters counters;
   const std::string stream = fresh_stream("thing");
@@ -271,8 +272,7 @@ TEST_P(LateFailureTest, LeavesNothingAndARetrySucceedsOnce) {
   const std::vector<std::string> failing =
       GetParam() == "after_append"
           ? std::vector<std::string>{kFailingAfterAppend}
-          : std::vector<std::string>{outbox_insert_from_appended_sql(),
-                                     outbox_insert_from_appended_sql() + " "};
+          : std::vector<std::string>{outbox_insert_from_appended_sql(), kFailingAfterAppend};
 
   const auto faulted = with_idempotency_in_one_statement(
       pool(), key, "RegisterThing", fingerprint_of("a"), append_thing(counters, stream, failing));
@@ -306,17 +306,18 @@ TEST_F(OneStatementTest, AConnectionKilledMidStatementLeavesNothingAndARetrySucc
   const std::string stream = fresh_stream("thing");
   const IdempotencyKey key{"alice", fresh_key()};
   const auto events = make_events(1, "held");
-  // An uncommitted outbox row with the plan's event id holds the statement at its last
-  // step, after the claim and the event are written.
+  // A last write of the statement, after the claim, the event and the outbox row, waits on
+  // a key that another transaction holds uncommitted.
+  query_value(database_uri(),
+              "CREATE TABLE IF NOT EXISTS public.held_keys (key text PRIMARY KEY)");
   pqxx::connection blocker_connection(database_uri());
   pqxx::work blocker(blocker_connection);
-  blocker.exec("INSERT INTO deedkit.outbox (event_id, stream_id, stream_version, event_type, "
-               "schema_version, payload, metadata) VALUES ('" + to_string(events[0].event_id) +
-               "', 'blocker', 1, 'held', 1, '', '{}')");
+  blocker.exec("INSERT INTO public.held_keys VALUES ('" + stream + "')");
+  const std::string held_write = "INSERT INTO public.held_keys SELECT stream_id FROM appended";
   const CommandPlanner held = [&](UnitOfWork&) -> Result<CommandPlan> {
     CommandPlan plan;
     plan.append = PlannedAppend{stream, 0, events};
-    plan.writes_from_appended = {outbox_insert_from_appended_sql()};
+    plan.writes_from_appended = {outbox_insert_from_appended_sql(), held_write};
     plan.reply = created(stream, 1);
     return plan;
   };
