@@ -222,11 +222,34 @@ std::string projection_gauges(pqxx::transaction_base& tx) {
   return events + seconds + failed;
 }
 
+// Readers of the global log stop below the oldest transaction still running (docs/ordering.md):
+// events committed after it wait until it ends. Normally that is a few events for a few
+// milliseconds; a transaction left open makes these grow, and every projection stalls with
+// them, whatever its own health. The horizon is the whole server's, so a transaction in
+// another database holds it back too.
+std::string log_horizon_gauges(pqxx::transaction_base& tx) {
+  const pqxx::row held = tx.exec_params1(
+      "SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0)::float8 "
+      "FROM (SELECT e.recorded_at FROM deedkit.events e "
+      "  WHERE e.transaction_id >= pg_snapshot_xmin(pg_current_snapshot()) "
+      "  ORDER BY e.transaction_id, e.global_position LIMIT $1) held",
+      kLagCountCap);
+  return gauge_header("deedkit_log_held_back_events",
+                      "Committed events that log readers cannot see yet, because an older "
+                      "transaction is still open (counted up to " +
+                          std::to_string(kLagCountCap) + ").") +
+         "deedkit_log_held_back_events " + held[0].c_str() + "\n" +
+         gauge_header("deedkit_log_held_back_seconds",
+                      "Age of the oldest of those events: how long readers have waited.") +
+         "deedkit_log_held_back_seconds " + held[1].c_str() + "\n";
+}
+
 std::string database_gauges(ConnectionPool& pool) {
   auto unit = UnitOfWork::begin(pool);
   if (!unit) return "# database unavailable: " + unit.error().message + "\n";
   try {
-    return outbox_gauges(unit->tx()) + projection_gauges(unit->tx());
+    return outbox_gauges(unit->tx()) + projection_gauges(unit->tx()) +
+           log_horizon_gauges(unit->tx());
   } catch (const std::exception&) {
     return "# database gauges unavailable: " +
            unit->fail_with_current_exception("metrics").message + "\n";

@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <pqxx/connection>
+#include <pqxx/transaction>
 
 #include "deedkit/projections/admin.hpp"
 #include "deedkit/projections/real_estate.hpp"
@@ -268,6 +270,24 @@ TEST_F(HttpApiTest, MetricsShowOutboxDeadLettersAndEachProjectionsLag) {
             std::string::npos);
   query_value(database_uri(),
               "DELETE FROM deedkit.projection_generations WHERE projection = 'metrics_probe'");
+}
+
+TEST_F(HttpApiTest, MetricsShowEventsHeldBackByAnOpenTransaction) {
+  // A transaction that has an id and stays open: events committed after it wait for it.
+  pqxx::connection holder_connection(database_uri());
+  pqxx::work holder(holder_connection);
+  holder.exec("SELECT pg_current_xact_id()");
+  register_asset();
+
+  const auto metrics = client().Get("/metrics");
+  holder.commit();
+
+  ASSERT_EQ(metrics->status, 200);
+  const std::string name = "deedkit_log_held_back_events ";
+  const std::size_t at = metrics->body.find("\n" + name);
+  ASSERT_NE(at, std::string::npos) << metrics->body;
+  EXPECT_GE(std::stoll(metrics->body.substr(at + 1 + name.size())), 1) << metrics->body;
+  EXPECT_NE(metrics->body.find("\ndeedkit_log_held_back_seconds "), std::string::npos);
 }
 
 TEST_F(HttpApiTest, ACorruptEventIsA500NamingItWhileOtherAssetsStayReadable) {
