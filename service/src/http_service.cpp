@@ -232,11 +232,13 @@ void HttpService::install_routes() {
     auto result = with_idempotency_in_one_statement(
         pool_, {principal, key}, entry->name, parsed->fingerprint,
         [&](UnitOfWork& reads) { return parsed->plan(reads, context); }, options_.idempotency);
-    if (!result) return send_problem(response, problem_for(result.error()));
-
+    // Failed commands are timed too: a lock timeout or an unreachable database is exactly
+    // the slow case an operator looks for in this histogram.
     metrics_.observe_command(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-        result->replayed);
+        result && result->replayed);
+    if (!result) return send_problem(response, problem_for(result.error()));
+
     send_stored(response, result->response, result->replayed);
   });
 

@@ -30,7 +30,7 @@ std::string ServiceMetrics::render() const {
   }
 
   text +=
-      "# HELP deedkit_command_duration_seconds Command latency, replays included.\n"
+      "# HELP deedkit_command_duration_seconds Command latency, replays and failures included.\n"
       "# TYPE deedkit_command_duration_seconds histogram\n";
   for (std::size_t i = 0; i < kBuckets.size(); ++i) {
     char bound[32];

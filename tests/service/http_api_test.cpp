@@ -139,11 +139,20 @@ TEST_F(HttpApiTest, ARetryReplaysTheOriginalResponseWithTheReplayHeader) {
   EXPECT_EQ(events_count(), before);
 }
 
-TEST_F(HttpApiTest, AKeyReusedWithAnotherBodyIs422) {
+TEST_F(HttpApiTest, AKeyReusedWithAnotherBodyIs422AndIsTimedLikeAnyCommand) {
   const std::string key = fresh_key();
   ASSERT_EQ(post("RegisterAsset", register_body("One"), key)->status, 201);
+  const auto timed = [this] {
+    const std::string body = client().Get("/metrics")->body;
+    const std::string name = "\ndeedkit_command_duration_seconds_count ";
+    const std::size_t at = body.find(name);
+    return at == std::string::npos ? -1LL : std::stoll(body.substr(at + name.size()));
+  };
+  const long long before = timed();
 
   expect_problem(post("RegisterAsset", register_body("Two"), key), 422, key);
+
+  EXPECT_EQ(timed(), before + 1) << "a failed command counts in the latency histogram";
 }
 
 TEST_F(HttpApiTest, MalformedJsonAndInvalidFieldsAre400NamingTheProblem) {
