@@ -179,10 +179,15 @@ std::string gauge_header(const std::string& name, const std::string& help) {
   return "# HELP " + name + " " + help + "\n# TYPE " + name + " gauge\n";
 }
 
+// The relays' own counters live in their processes; these are read from the outbox table,
+// as `deedkit outbox status` reads them, so they cover every relay.
 std::string outbox_gauges(pqxx::transaction_base& tx) {
   const pqxx::row outbox = tx.exec1(
       "SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at)), 0), "
-      "(SELECT count(*) FROM deedkit.outbox_dead_letters) "
+      "(SELECT count(*) FROM deedkit.outbox_dead_letters), "
+      "(SELECT count(*) FROM deedkit.outbox WHERE published_at > now() - interval '1 minute' "
+      "  AND discarded_at IS NULL)::float8 / 60, "
+      "coalesce(sum(attempts), 0) "
       "FROM deedkit.outbox WHERE published_at IS NULL");
   return gauge_header("deedkit_outbox_backlog", "Outbox rows waiting to be published.") +
          "deedkit_outbox_backlog " + outbox[0].c_str() + "\n" +
@@ -190,7 +195,13 @@ std::string outbox_gauges(pqxx::transaction_base& tx) {
          "deedkit_outbox_oldest_age_seconds " + outbox[1].c_str() + "\n" +
          gauge_header("deedkit_outbox_dead_letters",
                       "Messages the broker refused for good; their streams wait behind them.") +
-         "deedkit_outbox_dead_letters " + outbox[2].c_str() + "\n";
+         "deedkit_outbox_dead_letters " + outbox[2].c_str() + "\n" +
+         gauge_header("deedkit_outbox_published_per_second",
+                      "Rows published by all relays, over the last minute.") +
+         "deedkit_outbox_published_per_second " + outbox[3].c_str() + "\n" +
+         gauge_header("deedkit_outbox_failed_attempts",
+                      "Failed publish attempts (retries) of the rows still waiting.") +
+         "deedkit_outbox_failed_attempts " + outbox[4].c_str() + "\n";
 }
 
 std::string projection_gauges(pqxx::transaction_base& tx) {

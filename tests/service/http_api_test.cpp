@@ -261,6 +261,13 @@ TEST_F(HttpApiTest, EveryReadRouteAnswers) {
 
 TEST_F(HttpApiTest, MetricsShowOutboxDeadLettersAndEachProjectionsLag) {
   register_asset();
+  register_asset();
+  // As relays leave them: one row failed twice and waits, one was published just now.
+  query_value(database_uri(), "UPDATE deedkit.outbox SET attempts = 2 WHERE outbox_id = "
+                              "(SELECT min(outbox_id) FROM deedkit.outbox "
+                              " WHERE published_at IS NULL)");
+  query_value(database_uri(), "UPDATE deedkit.outbox SET published_at = now() WHERE outbox_id = "
+                              "(SELECT max(outbox_id) FROM deedkit.outbox)");
   query_value(database_uri(),
               "INSERT INTO deedkit.projection_generations (projection, generation, version, "
               "role, tables) VALUES ('metrics_probe', 900001, 1, 'live', '{}')");
@@ -277,6 +284,13 @@ TEST_F(HttpApiTest, MetricsShowOutboxDeadLettersAndEachProjectionsLag) {
       << "a projection that never ran lags by the whole log: " << metrics->body;
   EXPECT_NE(metrics->body.find("deedkit_projection_failed{projection=\"metrics_probe\"} 0"),
             std::string::npos);
+  const auto gauge = [&](const std::string& name) {
+    const std::size_t at = metrics->body.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0
+                                   : std::stod(metrics->body.substr(at + name.size() + 2));
+  };
+  EXPECT_GE(gauge("deedkit_outbox_failed_attempts"), 2) << metrics->body;
+  EXPECT_GE(gauge("deedkit_outbox_published_per_second"), 1.0 / 60) << metrics->body;
   query_value(database_uri(),
               "DELETE FROM deedkit.projection_generations WHERE projection = 'metrics_probe'");
 }
