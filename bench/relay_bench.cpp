@@ -33,6 +33,7 @@
 #include <vector>
 
 #include <pqxx/nontransaction>
+#include <spdlog/spdlog.h>
 
 #include "deedkit/eventstore/migrations.hpp"
 #include "deedkit/eventstore/unit_of_work.hpp"
@@ -215,6 +216,8 @@ bench::LoadResult steady_latency(const Flags& flags, ConnectionPool& pool,
   if (natsConnection_ConnectTo(&connection, flags.nats.c_str()) != NATS_OK) std::abort();
   natsConnection_Subscribe(&subscription, connection, "deedkit.>", on_message, &probe);
   natsConnection_Flush(connection);
+  // Quiet, as the child processes run with --log-level warn: the table stays readable.
+  spdlog::set_level(spdlog::level::warn);
   RelayOptions options;
   options.database_uri = flags.database;
   options.nats_url = flags.nats;

@@ -304,9 +304,13 @@ PublishOutcome::Kind classify_refusal(int jetstream_error) {
   switch (jetstream_error) {
     case JSStreamMessageExceedsMaximumErr:
       return PublishOutcome::Kind::kTooLarge;
+    case JSAccountResourcesExceededErr:
     case JSClusterNoPeersErr:
     case JSClusterNotAvailErr:
+    case JSClusterNotLeaderErr:
     case JSInsufficientResourcesErr:
+    case JSMemoryResourcesExceededErr:
+    case JSStorageResourcesExceededErr:
     case JSNotEnabledForAccountErr:
     case JSStreamNotFoundErr:
     case JSNotEnabledErr:

@@ -251,7 +251,8 @@ std::string log_horizon_gauges(pqxx::transaction_base& tx) {
                           std::to_string(kLagCountCap) + ").") +
          "deedkit_log_held_back_events " + held[0].c_str() + "\n" +
          gauge_header("deedkit_log_held_back_seconds",
-                      "Age of the oldest of those events: how long readers have waited.") +
+                      "Age of the oldest of those events by recorded_at (its writer's transaction "
+                      "start): about how long readers have waited.") +
          "deedkit_log_held_back_seconds " + held[1].c_str() + "\n";
 }
 

@@ -23,6 +23,17 @@ const std::string kFailingAfterAppend =
     "schema_version, payload, metadata) SELECT event_id, stream_id, stream_version, "
     "event_type, schema_version, payload, NULL FROM appended";
 
+// PostgreSQL runs the statement's unreferenced writes in an order of its own; a write that
+// reads the outbox insert's RETURNING rows runs after it. The outbox insert is the plan's
+// first write, which the statement names companion_0 (one_statement.cpp).
+const std::string kOutboxReturning =
+    outbox_insert_from_appended_sql() + " RETURNING event_id, stream_id, stream_version, "
+                                        "event_type, schema_version, payload";
+const std::string kFailingAfterOutbox =
+    "INSERT INTO deedkit.outbox (event_id, stream_id, stream_version, event_type, "
+    "schema_version, payload, metadata) SELECT event_id, stream_id, stream_version, "
+    "event_type, schema_version, payload, NULL FROM companion_0";
+
 class OneStatementTest : public KeyedCommandTest {
  protected:
   struct Counters {
@@ -272,7 +283,7 @@ TEST_P(LateFailureTest, LeavesNothingAndARetrySucceedsOnce) {
   const std::vector<std::string> failing =
       GetParam() == "after_append"
           ? std::vector<std::string>{kFailingAfterAppend}
-          : std::vector<std::string>{outbox_insert_from_appended_sql(), kFailingAfterAppend};
+          : std::vector<std::string>{kOutboxReturning, kFailingAfterOutbox};
 
   const auto faulted = with_idempotency_in_one_statement(
       pool(), key, "RegisterThing", fingerprint_of("a"), append_thing(counters, stream, failing));
@@ -313,11 +324,12 @@ TEST_F(OneStatementTest, AConnectionKilledMidStatementLeavesNothingAndARetrySucc
   pqxx::connection blocker_connection(database_uri());
   pqxx::work blocker(blocker_connection);
   blocker.exec("INSERT INTO public.held_keys VALUES ('" + stream + "')");
-  const std::string held_write = "INSERT INTO public.held_keys SELECT stream_id FROM appended";
+  const std::string held_write =
+      "INSERT INTO public.held_keys SELECT stream_id FROM companion_0";
   const CommandPlanner held = [&](UnitOfWork&) -> Result<CommandPlan> {
     CommandPlan plan;
     plan.append = PlannedAppend{stream, 0, events};
-    plan.writes_from_appended = {outbox_insert_from_appended_sql(), held_write};
+    plan.writes_from_appended = {kOutboxReturning, held_write};
     plan.reply = created(stream, 1);
     return plan;
   };

@@ -58,6 +58,9 @@ TEST(RefusalTest, OnlyRefusalsOfTheMessageItselfCountTowardsADeadLetter) {
   EXPECT_EQ(internal::classify_refusal(10077), Kind::kBrokerDown);  // store failed, full
   EXPECT_EQ(internal::classify_refusal(10023), Kind::kBrokerDown);  // insufficient resources
   EXPECT_EQ(internal::classify_refusal(10118), Kind::kBrokerDown);  // stream offline
+  EXPECT_EQ(internal::classify_refusal(10002), Kind::kBrokerDown);  // account limits
+  EXPECT_EQ(internal::classify_refusal(10047), Kind::kBrokerDown);  // storage exceeded
+  EXPECT_EQ(internal::classify_refusal(10009), Kind::kBrokerDown);  // no cluster leader
   EXPECT_EQ(internal::classify_refusal(10060), Kind::kRejected);    // stream does not match
   EXPECT_EQ(internal::classify_refusal(99999), Kind::kRejected) << "unknown codes count";
 }

@@ -45,9 +45,10 @@ class RateWindow {
   std::array<std::int64_t, kSeconds> seconds_{};
 };
 
-// Latencies in buckets that grow by a fifth, from 100 µs to about ten minutes: a quantile
+// Latencies in buckets that grow by a fifth, from 100 µs to about 13 minutes: a quantile
 // comes back as its bucket's upper bound, at most a fifth above the true value, in constant
-// memory however many rows pass.
+// memory however many rows pass. Longer latencies count in the last bucket, so a quantile
+// that lands there reads "13 minutes or more".
 class LatencyHistogram {
  public:
   void add(std::chrono::microseconds latency);

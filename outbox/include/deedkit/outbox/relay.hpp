@@ -67,7 +67,8 @@ struct RelayOptions {
   // Messages handed to NATS and not yet acknowledged, over all streams (one per stream).
   int max_in_flight = 512;
   std::chrono::milliseconds ack_timeout{5000};
-  // Permanent refusals (too large) of one row before it becomes a dead letter.
+  // Refusals of one row for what it is (too large, or any code not about the broker's own
+  // state) before it becomes a dead letter.
   int max_attempts = 3;
 
   // How often the relay asks PostgreSQL whether new rows may be waiting. Each check is one
@@ -109,7 +110,7 @@ struct RelayMetrics {
   // From a row's recorded_at (its writer's transaction start, at or before the commit) to
   // its PubAck, for rows JetStream stored (not duplicates), since the relay started. By the
   // relay's clock against PostgreSQL's: on different hosts, clock skew adds in. Quantiles
-  // are rounded up to buckets 20% apart.
+  // are rounded up to buckets 20% apart; beyond about 13 minutes they stop at that figure.
   std::uint64_t commit_to_ack_count = 0;
   std::chrono::microseconds commit_to_ack_p50{0};
   std::chrono::microseconds commit_to_ack_p99{0};
