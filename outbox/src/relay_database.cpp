@@ -65,15 +65,13 @@ constexpr const char* kDeadLetterSql =
     "SELECT outbox_id, event_id, stream_id, stream_version, $3::text FROM failed "
     "ON CONFLICT (outbox_id) DO NOTHING";
 
-// SKIP LOCKED: two relays pruning at once take different rows instead of queueing. No
-// ORDER BY: every row past the cutoff goes, so any batch of them will do, and the BRIN index
-// on published_at (sql/0008) finds them without sorting all that are due.
+// SKIP LOCKED: two relays pruning at once take different rows instead of queueing.
 constexpr const char* kRetentionSql =
     "WITH doomed AS ("
     "  SELECT outbox_id FROM deedkit.outbox "
     "  WHERE published_at IS NOT NULL "
     "    AND published_at < now() - make_interval(secs => $1::int8) "
-    "  LIMIT $2::int4 FOR UPDATE SKIP LOCKED) "
+    "  ORDER BY published_at LIMIT $2::int4 FOR UPDATE SKIP LOCKED) "
     "DELETE FROM deedkit.outbox o USING doomed WHERE o.outbox_id = doomed.outbox_id";
 
 constexpr const char* kBacklogSql =

@@ -55,8 +55,14 @@ std::vector<const OutboxRow*> StreamBook::start_ready(Clock::time_point now, std
     Stream& stream = it->second;
     stream.queued = false;
     if (stream.state != State::kIdle || stream.waiting || stream.rows.empty()) continue;
-    stream.state = State::kInFlight;
     const OutboxRow& head = stream.rows.begin()->second;
+    // An event written to the outbox twice gives two rows one message id: one of them at a
+    // time, or an acknowledgement would settle the other's stream.
+    if (in_flight_.contains(head.event_id)) {
+      blocked_.emplace(head.event_id, stream_id);
+      continue;
+    }
+    stream.state = State::kInFlight;
     in_flight_[head.event_id] = stream_id;
     rows.push_back(&head);
   }
@@ -144,6 +150,18 @@ void StreamBook::queue_if_ready(const std::string& stream_id, Stream& stream) {
   ready_.push_back(stream_id);
 }
 
+void StreamBook::release_blocked(const std::string& message_id) {
+  const auto [first, last] = blocked_.equal_range(message_id);
+  std::vector<std::string> waiting;
+  for (auto entry = first; entry != last; ++entry) waiting.push_back(entry->second);
+  blocked_.erase(first, last);
+  for (const std::string& stream_id : waiting) {
+    if (auto it = streams_.find(stream_id); it != streams_.end()) {
+      queue_if_ready(stream_id, it->second);
+    }
+  }
+}
+
 void StreamBook::erase_head(Stream& stream) {
   const auto head = stream.rows.begin();
   ids_.erase(head->second.outbox_id);
@@ -161,6 +179,7 @@ void StreamBook::settle(const std::string& message_id, State next, bool pop_head
   if (flight == in_flight_.end()) return;
   const auto it = streams_.find(flight->second);
   in_flight_.erase(flight);
+  release_blocked(message_id);
   if (it == streams_.end()) return;
 
   Stream& stream = it->second;

@@ -48,6 +48,27 @@ TEST_F(StreamBookTest, StartsOnlyTheLowestVersionOfEachStream) {
   EXPECT_TRUE(book.start_ready(now, 10).empty()) << "a/2 must wait for a/1's acknowledgement";
 }
 
+TEST_F(StreamBookTest, TwoRowsWithOneEventIdAreNeverInFlightTogether) {
+  // One event written to the outbox twice, under two streams: one message id.
+  OutboxRow copy = row(2, "b", 1);
+  copy.event_id = "a/1";
+  book.add(row(1, "a", 1));
+  book.add(std::move(copy));
+
+  const auto first = book.start_ready(now, 10);
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0]->stream_id, "a");
+  EXPECT_TRUE(book.start_ready(now, 10).empty()) << "the copy waits for the first to settle";
+
+  book.published("a/1");
+  const auto second = book.start_ready(now, 10);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0]->stream_id, "b");
+  book.published("a/1");
+  EXPECT_EQ(book.row_count(), 0u);
+  EXPECT_EQ(book.in_flight_count(), 0u);
+}
+
 TEST_F(StreamBookTest, StartsTheNextVersionOnlyAfterThePreviousIsPublished) {
   book.add(row(1, "a", 1));
   book.add(row(2, "a", 2));

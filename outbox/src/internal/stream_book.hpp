@@ -102,6 +102,8 @@ class StreamBook {
 
   void queue_if_ready(const std::string& stream_id, Stream& stream);
   void erase_head(Stream& stream);
+  // Queues the streams whose head waited for `message_id` to leave flight.
+  void release_blocked(const std::string& message_id);
   void forget(std::unordered_map<std::string, Stream>::iterator stream);
   void settle(const std::string& message_id, State next, bool pop_head);
 
@@ -109,6 +111,8 @@ class StreamBook {
   std::unordered_map<std::string, std::string> in_flight_;  // message id -> stream id
   std::deque<std::string> ready_;                            // may name settled streams
   std::multimap<Clock::time_point, std::string> retries_;    // may name forgotten streams
+  // Streams whose head shares its message id with a row in flight, by that id.
+  std::unordered_multimap<std::string, std::string> blocked_;  // may name forgotten streams
   std::unordered_set<std::int64_t> ids_;
   std::array<int, kOutboxPartitions> rows_per_partition_{};
   std::array<bool, kOutboxPartitions> owned_{};
