@@ -9,6 +9,8 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <pqxx/connection>
+#include <pqxx/transaction>
 
 #include "deedkit/outbox/relay.hpp"
 #include "deedkit/outbox/v1/envelope.pb.h"
@@ -153,6 +155,45 @@ TEST_F(RelayStdoutTest, InProcessRelayReportsMetricsAndStopsCleanly) {
   EXPECT_LT(metrics.commit_to_ack_p99, std::chrono::seconds(60));
   EXPECT_EQ(count_rows("outbox", "published_at IS NULL"), 0);
   std::fclose(lines);
+}
+
+// A writer that drew its outbox id first commits last: rows after it are published while it
+// is open, and its own row must still be found. Only the wake-up check and the fetch's own
+// scan can find it here: the periodic full fetch is an hour away.
+TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished) {
+  ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+  pqxx::connection late_connection(database_uri());
+  pqxx::work late(late_connection);
+  late.exec("INSERT INTO deedkit.outbox (event_id, stream_id, stream_version, event_type, "
+            "schema_version, payload, metadata) "
+            "VALUES (gen_random_uuid(), 'late-1', 1, 'test.Late', 1, '', '{}')");
+  write_outbox(pool, "early-1", 1, 5);
+  std::FILE* lines = std::tmpfile();
+  ASSERT_NE(lines, nullptr);
+  RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
+  options.fetch_interval = std::chrono::hours(1);
+  Relay relay(options);
+  Result<void> finished;
+  std::thread runner([&] { finished = relay.run(); });
+
+  const bool early_published = wait_until([&] {
+    return count_rows("outbox", "stream_id = 'early-1' AND published_at IS NOT NULL") == 5;
+  });
+  late.commit();
+  const bool late_published = wait_until([&] {
+    return count_rows("outbox", "stream_id = 'late-1' AND published_at IS NOT NULL") == 1;
+  });
+  relay.stop();
+  runner.join();
+  std::fclose(lines);
+
+  EXPECT_TRUE(early_published);
+  EXPECT_TRUE(late_published) << "the row committed late was skipped";
+  EXPECT_TRUE(finished.has_value()) << finished.error().to_string();
+  EXPECT_EQ(count_rows("outbox", "stream_id = 'late-1' AND outbox_id < (SELECT min(outbox_id) "
+                                 "FROM deedkit.outbox WHERE stream_id = 'early-1')"),
+            1)
+      << "the late row's id must lie below the rows published before it";
 }
 
 TEST_F(RelayStdoutTest, RefusesUnusableOptionsBeforeTouchingAnyServer) {
