@@ -22,6 +22,9 @@ constexpr const char* kPollSql =
 // relay has room for. The skipped ids (rows in memory, and rows acknowledged but not yet
 // recorded) are passed over before the limit applies, so what comes back is new to the
 // relay. Rows are committed ones only: each statement reads a fresh READ COMMITTED snapshot.
+// Whether any dead letter exists is asked once per statement, and only then is each row's
+// stream looked up among them: usually there are none, and the lookup per row was a good
+// part of the statement's work.
 constexpr const char* kFetchSql =
     "SELECT r.outbox_id, r.event_id::text, r.stream_id, r.stream_version, r.event_type, "
     "  r.schema_version, r.payload, coalesce(r.metadata->>'correlation_id', ''), "
@@ -32,8 +35,9 @@ constexpr const char* kFetchSql =
     "  SELECT o.* FROM deedkit.outbox o "
     "  WHERE o.partition = p.partition AND o.published_at IS NULL "
     "    AND o.outbox_id <> ALL ($3::int8[]) "
-    "    AND NOT EXISTS (SELECT 1 FROM deedkit.outbox_dead_letters d "
-    "                    WHERE d.stream_id = o.stream_id) "
+    "    AND (NOT (SELECT EXISTS (SELECT 1 FROM deedkit.outbox_dead_letters)) "
+    "         OR NOT EXISTS (SELECT 1 FROM deedkit.outbox_dead_letters d "
+    "                        WHERE d.stream_id = o.stream_id)) "
     "  ORDER BY o.outbox_id LIMIT p.room) AS r "
     "ORDER BY r.outbox_id";
 
