@@ -9,4 +9,8 @@
 -- writes outbox rows by itself (write_outbox_rows) is no longer stopped from writing one
 -- event twice: the relay publishes such copies one at a time, and JetStream keeps one
 -- (docs/relay.md).
+-- Dropping the index takes the outbox's strongest lock for a moment. Behind a long open
+-- transaction that lock would queue every writer after it, so this migration gives up after
+-- ten seconds instead; run `deedkit migrate` again when the outbox is quieter.
+SET LOCAL lock_timeout = '10s';
 ALTER TABLE deedkit.outbox DROP CONSTRAINT outbox_event_id_key;
