@@ -16,6 +16,9 @@ namespace deedkit {
 
 // Writes one row per event; `events[i]` was appended at `first_version + i`. One statement
 // per 16 events. Fails as UnitOfWork maps database errors (the unit is then poisoned).
+// Nothing checks that the events were appended, or that they have no outbox row yet: rows
+// written twice for one event are published twice, one at a time, and JetStream keeps one
+// copy within its duplicate window (docs/relay.md).
 [[nodiscard]] Result<void> write_outbox_rows(UnitOfWork& unit, const std::string& stream_id,
                                              std::int64_t first_version,
                                              std::span<const NewEvent> events);
