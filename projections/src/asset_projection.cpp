@@ -235,6 +235,13 @@ void write_portfolio(ApplyContext& context, const std::map<std::string, TouchedA
   }
 }
 
+// The batch decoded, and the assets it touches as a parameter for the load.
+struct AssetBatch final : PreparedBatch {
+  std::vector<v1::AssetEvent> decoded;  // one per event, in order
+  std::map<std::string, TouchedAsset> touched;  // by asset id, nothing loaded yet
+  SqlArray asset_ids;
+};
+
 }  // namespace
 
 std::vector<std::string> AssetsProjection::event_types() const {
@@ -280,21 +287,31 @@ std::vector<ProjectionView> AssetsProjection::views() const {
 }
 
 Result<void> AssetsProjection::apply(ApplyContext& context, EventBatch events) const {
-  std::vector<v1::AssetEvent> decoded;
-  decoded.reserve(events.size());
-  std::map<std::string, TouchedAsset> touched;
-  SqlArray ids;
+  auto prepared = prepare(events);
+  if (!prepared) return std::unexpected(prepared.error());
+  return apply_prepared(context, events, **prepared);
+}
+
+Result<std::unique_ptr<PreparedBatch>> AssetsProjection::prepare(EventBatch events) const {
+  auto batch = std::make_unique<AssetBatch>();
+  batch->decoded.reserve(events.size());
   for (const RecordedEvent* event : events) {
     auto asset_event = codec_.decode({event->stream_id, event->stream_version},
                                      event->event_type, event->schema_version, event->payload);
     if (!asset_event) return std::unexpected(asset_event.error());
     const std::string& asset_id = asset_id_of(*asset_event);
-    if (touched.emplace(asset_id, TouchedAsset{}).second) ids.add(asset_id);
-    decoded.push_back(std::move(*asset_event));
+    if (batch->touched.try_emplace(asset_id).second) batch->asset_ids.add(asset_id);
+    batch->decoded.push_back(std::move(*asset_event));
   }
+  return batch;
+}
+
+Result<void> AssetsProjection::apply_prepared(ApplyContext& context, EventBatch events,
+                                              PreparedBatch& prepared) const {
+  auto& [decoded, touched, asset_ids] = static_cast<AssetBatch&>(prepared);
 
   const pqxx::result stored =
-      context.tx().exec_prepared(context.prepare("load_assets", kLoadSql), ids.str());
+      context.tx().exec_prepared(context.prepare("load_assets", kLoadSql), asset_ids.str());
   for (const auto& row : stored) {
     TouchedAsset& asset = touched[row[0].c_str()];
     asset.before = parse_row(row);

@@ -118,14 +118,27 @@ bool GenerationWorker::reload(const std::stop_token& stop) {
 }
 
 Result<GlobalLogBatch> GenerationWorker::next_batch() {
-  if (prefetched_.valid()) return prefetched_.get();
-  return reader_->next_batch();
+  prepared_ahead_.reset();
+  if (!prefetched_.valid()) return reader_->next_batch();
+
+  ReadAhead ahead = prefetched_.get();
+  if (ahead.batch) prepared_ahead_ = std::move(ahead.prepared);
+  return std::move(ahead.batch);
 }
 
 void GenerationWorker::prefetch() {
-  // While this batch is applied, another connection reads the next one: on two cores the
-  // read and the write then overlap instead of taking turns.
-  prefetched_ = std::async(std::launch::async, [this] { return reader_->next_batch(); });
+  // While this batch is applied, another connection reads the next one and the projection
+  // prepares it: on two cores the read, the client's work and the write then overlap
+  // instead of taking turns. The batch's events stay where they are when the result is
+  // moved out of the future, so the pointers prepare saw stay valid.
+  prefetched_ = std::async(std::launch::async, [this] {
+    ReadAhead ahead{reader_->next_batch(), std::unique_ptr<PreparedBatch>()};
+    if (ahead.batch && !ahead.batch->events.empty()) {
+      const std::vector<const RecordedEvent*> handled = handled_events(ahead.batch->events);
+      if (!handled.empty()) ahead.prepared = prepare(handled);
+    }
+    return ahead;
+  });
 }
 
 void GenerationWorker::drop_prefetch() {
@@ -138,7 +151,8 @@ void GenerationWorker::handle_batch(const GlobalLogBatch& batch, const std::stop
     environment_.options.fault_hook(BatchPoint::kRead, name_, generation_);
   }
 
-  const SliceResult result = commit_slice(batch.events, batch.next);
+  const SliceResult result =
+      commit_slice(batch.events, batch.next, prepared_ahead_ ? &*prepared_ahead_ : nullptr);
   if (result.outcome == Outcome::kCommitted) {
     position_ = batch.next;
     backoff_ = milliseconds::zero();
@@ -161,11 +175,11 @@ void GenerationWorker::handle_batch(const GlobalLogBatch& batch, const std::stop
 }
 
 GenerationWorker::SliceResult GenerationWorker::commit_slice(
-    std::span<const RecordedEvent> events, LogPosition to) {
+    std::span<const RecordedEvent> events, LogPosition to, Prepared* prepared) {
   auto unit = UnitOfWork::begin(environment_.pool);
   if (!unit) return {Outcome::kTransient, unit.error()};
 
-  SliceResult written = write_slice(*unit, events, to);
+  SliceResult written = write_slice(*unit, events, to, prepared);
   if (written.outcome != Outcome::kCommitted) return written;
   if (environment_.options.fault_hook) {
     environment_.options.fault_hook(BatchPoint::kApplied, name_, generation_);
@@ -183,12 +197,9 @@ GenerationWorker::SliceResult GenerationWorker::commit_slice(
 
 GenerationWorker::SliceResult GenerationWorker::write_slice(UnitOfWork& unit,
                                                             std::span<const RecordedEvent> events,
-                                                            LogPosition to) {
-  std::vector<const RecordedEvent*> handled;
-  handled.reserve(events.size());
-  for (const RecordedEvent& event : events) {
-    if (applies(event)) handled.push_back(&event);
-  }
+                                                            LogPosition to,
+                                                            Prepared* prepared) {
+  const std::vector<const RecordedEvent*> handled = handled_events(events);
 
   try {
     // Losing the last commits in a server crash is harmless here: the checkpoint is lost
@@ -221,10 +232,21 @@ GenerationWorker::SliceResult GenerationWorker::write_slice(UnitOfWork& unit,
   }
   if (handled.empty()) return {};
 
+  Prepared prepared_here;
+  if (prepared == nullptr) {
+    prepared_here = prepare(handled);
+    prepared = &prepared_here;
+  }
   Result<void> applied;
   try {
     ApplyContext context(unit.tx(), unit.lease(), tables_, statement_prefix_);
-    applied = projection_.apply(context, handled);
+    if (!*prepared) {
+      applied = std::unexpected(prepared->error());
+    } else if (**prepared) {
+      applied = projection_.apply_prepared(context, handled, ***prepared);
+    } else {
+      applied = projection_.apply(context, handled);
+    }
   } catch (const std::exception&) {
     applied = std::unexpected(unit.fail_with_current_exception(
         "apply " + std::to_string(handled.size()) + " events to " + name_));
@@ -363,7 +385,7 @@ bool GenerationWorker::attempt_switch(const std::stop_token& stop) {
   }
   LogPosition reached = position_;
   if (!batch->events.empty()) {
-    if (write_slice(*unit, batch->events, batch->next).outcome != Outcome::kCommitted) {
+    if (write_slice(*unit, batch->events, batch->next, nullptr).outcome != Outcome::kCommitted) {
       // Rolled back; the ordinary path applies these events and deals with any failure.
       loaded_ = false;
       return true;
@@ -423,6 +445,27 @@ void GenerationWorker::log_progress() {
 bool GenerationWorker::applies(const RecordedEvent& event) const {
   if (!handled_types_.contains(event.event_type)) return false;
   return skipped_event_ids_.empty() || !skipped_event_ids_.contains(to_string(event.event_id));
+}
+
+std::vector<const RecordedEvent*> GenerationWorker::handled_events(
+    std::span<const RecordedEvent> events) const {
+  std::vector<const RecordedEvent*> handled;
+  handled.reserve(events.size());
+  for (const RecordedEvent& event : events) {
+    if (applies(event)) handled.push_back(&event);
+  }
+  return handled;
+}
+
+GenerationWorker::Prepared GenerationWorker::prepare(EventBatch handled) const {
+  // It may run on the read-ahead thread, where an exception would surface only when the
+  // batch is taken: turn it into the batch's error here.
+  try {
+    return projection_.prepare(handled);
+  } catch (const std::exception& error) {
+    return fail(ErrorCode::kInternal, "prepare " + std::to_string(handled.size()) +
+                                          " events of " + name_ + ": " + error.what());
+  }
 }
 
 }  // namespace deedkit::internal

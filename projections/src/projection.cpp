@@ -62,4 +62,14 @@ std::string ApplyContext::prepare(std::string_view key, std::string_view sql) {
   return statement;
 }
 
+Result<std::unique_ptr<PreparedBatch>> Projection::prepare(EventBatch) const {
+  return std::unique_ptr<PreparedBatch>();
+}
+
+Result<void> Projection::apply_prepared(ApplyContext&, EventBatch, PreparedBatch&) const {
+  return fail(ErrorCode::kInternal, "projection " + std::string(name()) +
+                                        " prepared a batch but cannot apply one: it overrides "
+                                        "prepare without apply_prepared");
+}
+
 }  // namespace deedkit

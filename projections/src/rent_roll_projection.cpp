@@ -179,44 +179,53 @@ struct RowArrays {
   }
 };
 
-void write_signed(ApplyContext& context, const std::vector<SignedLease>& leases) {
-  if (leases.empty()) return;
-  RowArrays rows;
-  SqlArray lease_ids;
-  for (const SignedLease& lease : leases) {
-    lease_ids.add(lease.lease_id);
+// One group's statements with their parameters encoded: what prepare leaves for
+// apply_prepared, so that the writing thread only sends them.
+struct GroupWrites {
+  SqlArray signed_lease_ids;  // for the lookup that chooses plain inserts
+  RowArrays signed_rows, paid_rows;
+  SqlArray ended_leases, ended_last_periods;
+};
+
+struct RentRollBatch final : PreparedBatch {
+  std::vector<GroupWrites> groups;
+};
+
+GroupWrites encode(Group&& group) {
+  GroupWrites writes;
+  for (const SignedLease& lease : group.signed_leases) {
+    writes.signed_lease_ids.add(lease.lease_id);
     auto month = lease.first_month;
     for (const std::int64_t paid : lease.paid_minor) {
-      rows.add(lease.lease_id, period_text(month), lease.asset_id, lease.tenant_id,
-               lease.rent_due_minor, paid, lease.currency);
+      writes.signed_rows.add(lease.lease_id, period_text(month), lease.asset_id,
+                             lease.tenant_id, lease.rent_due_minor, paid, lease.currency);
       month += std::chrono::months(1);
     }
   }
-
-  const pqxx::result found =
-      context.tx().exec_prepared(context.prepare("any_rows", kAnyRowsSql), lease_ids.str());
-  if (found[0][0].as<bool>()) {
-    rows.exec(context, "signed", kSignedSql);
-  } else {
-    rows.exec(context, "signed_new", kNewRowsSql);
+  for (const auto& [key, payment] : group.payments) {
+    writes.paid_rows.add(key.first, key.second, payment.asset_id, payment.tenant_id, 0,
+                         payment.amount_minor, payment.currency);
   }
+  writes.ended_leases = std::move(group.ended_leases);
+  writes.ended_last_periods = std::move(group.ended_last_periods);
+  return writes;
 }
 
-void write(ApplyContext& context, Group& group) {
-  write_signed(context, group.signed_leases);
-  if (!group.payments.empty()) {
-    RowArrays rows;
-    for (const auto& [key, payment] : group.payments) {
-      rows.add(key.first, key.second, payment.asset_id, payment.tenant_id, 0,
-               payment.amount_minor, payment.currency);
+void write(ApplyContext& context, const GroupWrites& group) {
+  if (group.signed_lease_ids.size() > 0) {
+    const pqxx::result found = context.tx().exec_prepared(
+        context.prepare("any_rows", kAnyRowsSql), group.signed_lease_ids.str());
+    if (found[0][0].as<bool>()) {
+      group.signed_rows.exec(context, "signed", kSignedSql);
+    } else {
+      group.signed_rows.exec(context, "signed_new", kNewRowsSql);
     }
-    rows.exec(context, "paid", kPaidSql);
   }
+  if (group.paid_rows.leases.size() > 0) group.paid_rows.exec(context, "paid", kPaidSql);
   if (group.ended_leases.size() > 0) {
     context.tx().exec_prepared(context.prepare("terminated", kTerminatedSql),
                                group.ended_leases.str(), group.ended_last_periods.str());
   }
-  group = Group{};
 }
 
 }  // namespace
@@ -252,7 +261,18 @@ std::vector<ProjectionView> RentRollProjection::views() const {
 }
 
 Result<void> RentRollProjection::apply(ApplyContext& context, EventBatch events) const {
+  auto prepared = prepare(events);
+  if (!prepared) return std::unexpected(prepared.error());
+  return apply_prepared(context, events, **prepared);
+}
+
+Result<std::unique_ptr<PreparedBatch>> RentRollProjection::prepare(EventBatch events) const {
+  auto batch = std::make_unique<RentRollBatch>();
   Group group;
+  const auto close_group = [&] {
+    batch->groups.push_back(encode(std::move(group)));
+    group = Group{};
+  };
   for (const RecordedEvent* event : events) {
     auto lease_event = codec_.decode({event->stream_id, event->stream_version},
                                      event->event_type, event->schema_version, event->payload);
@@ -264,7 +284,7 @@ Result<void> RentRollProjection::apply(ApplyContext& context, EventBatch events)
       if (!first) return std::unexpected(first.error());
       auto last = month_of_date(signed_lease.end_date(), *event);
       if (!last) return std::unexpected(last.error());
-      if (!group.accepts(signed_lease.lease_id(), Phase::kSigned)) write(context, group);
+      if (!group.accepts(signed_lease.lease_id(), Phase::kSigned)) close_group();
 
       group.last_phase[signed_lease.lease_id()] = Phase::kSigned;
       const auto months = *last < *first ? 0 : (*last - *first).count() + 1;
@@ -281,7 +301,7 @@ Result<void> RentRollProjection::apply(ApplyContext& context, EventBatch events)
       const v1::RentPaymentRecorded& payment = lease_event->rent_payment_recorded();
       auto month = month_of_period(payment.period(), *event);
       if (!month) return std::unexpected(month.error());
-      if (!group.accepts(payment.lease_id(), Phase::kPaid)) write(context, group);
+      if (!group.accepts(payment.lease_id(), Phase::kPaid)) close_group();
 
       group.last_phase[payment.lease_id()] = Phase::kPaid;
       if (const auto signed_here = group.signed_index.find(payment.lease_id());
@@ -301,14 +321,22 @@ Result<void> RentRollProjection::apply(ApplyContext& context, EventBatch events)
       const v1::LeaseTerminated& terminated = lease_event->lease_terminated();
       auto last = month_of_date(terminated.date(), *event);
       if (!last) return std::unexpected(last.error());
-      if (!group.accepts(terminated.lease_id(), Phase::kTerminated)) write(context, group);
+      if (!group.accepts(terminated.lease_id(), Phase::kTerminated)) close_group();
 
       group.last_phase[terminated.lease_id()] = Phase::kTerminated;
       group.ended_leases.add(terminated.lease_id());
       group.ended_last_periods.add(period_text(*last));
     }
   }
-  if (!group.empty()) write(context, group);
+  if (!group.empty()) close_group();
+  return batch;
+}
+
+Result<void> RentRollProjection::apply_prepared(ApplyContext& context, EventBatch,
+                                                PreparedBatch& prepared) const {
+  for (const GroupWrites& group : static_cast<RentRollBatch&>(prepared).groups) {
+    write(context, group);
+  }
   return {};
 }
 

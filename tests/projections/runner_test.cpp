@@ -105,6 +105,25 @@ TEST_F(RunnerTest, ABatchThatFailsOnlyAsAWholeIsAppliedSinglyAndNothingAfterItIs
       << "events read ahead while a batch was being isolated were skipped";
 }
 
+// Batches read ahead are prepared on the reading thread while the one before is written,
+// and each prepared batch is written with exactly the events it was prepared from.
+TEST_F(RunnerTest, BatchesReadAheadArePreparedThereAndWrittenWithTheirOwnEvents) {
+  const int batch_size = 8;
+  append(batch_size * 5);
+  const PreparingLedger ledger("prepared", {kHappened});
+  const std::vector<const Projection*> projections{&ledger};
+  ProjectionRunner runner(pool(), projections, fast_options(batch_size));
+  runner.start();
+
+  ASSERT_TRUE(wait_until_caught_up(projections));
+  runner.stop();
+
+  EXPECT_EQ(ledger_rows("prepared"), batch_size * 5);
+  EXPECT_EQ(ledger.plain_applies.load(), 0) << "a preparing projection's apply is not needed";
+  EXPECT_GE(ledger.prepared_ahead.load(), 4) << "every batch after the first is read ahead";
+  EXPECT_EQ(ledger.mismatched.load(), 0);
+}
+
 class FailingProjectionTest : public RunnerTest {
  protected:
   void SetUp() override {
@@ -154,6 +173,21 @@ TEST_F(FailingProjectionTest, AFailedProjectionStopsAtTheEventWhileOthersKeepFol
       << "every event before the failing one is applied, even within its batch";
   EXPECT_EQ(ledger_rows("picky"), 10);
   EXPECT_EQ(ledger_rows("steady"), 21) << "a failed projection holds back no other";
+}
+
+TEST_F(FailingProjectionTest, APrepareThatFailsStopsTheProjectionAtTheEventLikeApply) {
+  const PreparingLedger picky("picky", {kHappened, kPoison}, &poisoned_);
+  ProjectionRunner runner(pool(), std::vector<const Projection*>{&picky, &steady_},
+                          fast_options(4));
+  run_until_picky_fails(runner);
+
+  const auto status = status_of("picky");
+  ASSERT_TRUE(status && status->live && status->live->failure);
+  EXPECT_EQ(status->live->failure->event_id, poison_.event_id);
+  EXPECT_NE(status->live->failure->error.find("refused in prepare"), std::string::npos)
+      << status->live->failure->error;
+  EXPECT_EQ(status->live->position, before_.back().log_position());
+  EXPECT_EQ(ledger_rows("picky"), 10);
 }
 
 TEST_F(FailingProjectionTest, RetryAppliesTheFailedEventAgain) {

@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -61,6 +62,12 @@ class GenerationWorker {
     Outcome outcome = Outcome::kCommitted;
     Error error{ErrorCode::kInternal, ""};
   };
+  using Prepared = Result<std::unique_ptr<PreparedBatch>>;
+  // A batch read ahead on another thread, and what the projection prepared from it there.
+  struct ReadAhead {
+    Result<GlobalLogBatch> batch;
+    Prepared prepared;
+  };
 
   bool reload(const std::stop_token& stop);
   Result<GlobalLogBatch> next_batch();
@@ -68,9 +75,11 @@ class GenerationWorker {
   void drop_prefetch();
 
   void handle_batch(const GlobalLogBatch& batch, const std::stop_token& stop);
-  SliceResult commit_slice(std::span<const RecordedEvent> events, LogPosition to);
+  // `prepared`, when given, is the projection's prepare() of exactly these events.
+  SliceResult commit_slice(std::span<const RecordedEvent> events, LogPosition to,
+                           Prepared* prepared = nullptr);
   SliceResult write_slice(UnitOfWork& unit, std::span<const RecordedEvent> events,
-                          LogPosition to);
+                          LogPosition to, Prepared* prepared);
   void isolate_failure(const GlobalLogBatch& batch, const std::stop_token& stop);
   void record_failure(const RecordedEvent& event, const Error& error);
   void after_setback(const SliceResult& result, const std::stop_token& stop);
@@ -79,6 +88,8 @@ class GenerationWorker {
   void log_progress();
 
   bool applies(const RecordedEvent& event) const;
+  std::vector<const RecordedEvent*> handled_events(std::span<const RecordedEvent> events) const;
+  Prepared prepare(EventBatch handled) const;
 
   WorkerEnvironment environment_;
   const Projection& projection_;
@@ -97,7 +108,9 @@ class GenerationWorker {
   bool read_indexes_ready_ = false;
   std::unordered_set<std::string> skipped_event_ids_;
   std::optional<GlobalLogReader> reader_;
-  std::future<Result<GlobalLogBatch>> prefetched_;
+  std::future<ReadAhead> prefetched_;
+  // What was prepared for the batch next_batch() last returned, if it was read ahead.
+  std::optional<Prepared> prepared_ahead_;
 
   std::chrono::milliseconds backoff_{0};
   std::chrono::steady_clock::time_point last_setback_warning_{};

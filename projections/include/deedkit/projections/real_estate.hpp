@@ -35,6 +35,10 @@ class AssetsProjection final : public Projection {
   // Fails with kDataLoss for an event that does not decode, kFailedPrecondition for an event
   // about an asset the tables do not hold (its registration was never applied).
   Result<void> apply(ApplyContext& context, EventBatch events) const override;
+  // Decodes the batch in the client; apply_prepared loads, folds and writes.
+  Result<std::unique_ptr<PreparedBatch>> prepare(EventBatch events) const override;
+  Result<void> apply_prepared(ApplyContext& context, EventBatch events,
+                              PreparedBatch& prepared) const override;
 
  private:
   EventCodec<v1::AssetEvent> codec_;
@@ -52,6 +56,10 @@ class RentRollProjection final : public Projection {
   // Fails with kDataLoss for an event that does not decode, kInvalidArgument for a lease
   // term or period that is not a real calendar date or month.
   Result<void> apply(ApplyContext& context, EventBatch events) const override;
+  // Decodes, groups and encodes every row in the client; apply_prepared only sends them.
+  Result<std::unique_ptr<PreparedBatch>> prepare(EventBatch events) const override;
+  Result<void> apply_prepared(ApplyContext& context, EventBatch events,
+                              PreparedBatch& prepared) const override;
 
  private:
   EventCodec<v1::LeaseEvent> codec_;
