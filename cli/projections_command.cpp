@@ -160,12 +160,16 @@ class ProgressDisplay {
  public:
   ProgressDisplay() : terminal_(::isatty(STDOUT_FILENO) == 1) {}
 
+  // Measures the rate from now and `events_read`. Without it, from the first show(), whose
+  // line then has no rate yet: a resumed rebuild's count is only known from its status.
+  void begin(std::int64_t events_read) {
+    started_ = std::chrono::steady_clock::now();
+    first_read_ = events_read;
+  }
+
   void show(const std::string& name, const GenerationStatus& building) {
     const auto now = std::chrono::steady_clock::now();
-    if (started_ == std::chrono::steady_clock::time_point{}) {
-      started_ = now;
-      first_read_ = building.events_read;
-    }
+    if (started_ == std::chrono::steady_clock::time_point{}) begin(building.events_read);
     const double elapsed = std::chrono::duration<double>(now - started_).count();
     const double rate =
         elapsed > 0 ? static_cast<double>(building.events_read - first_read_) / elapsed : 0;
@@ -226,9 +230,10 @@ void rebuild_projection(const GlobalOptions& options, const ProjectionsOptions& 
   const sigset_t signals = block_stop_signals();
   ProjectionRunner runner(pool, {projection},
                           RunnerOptions{.batch_size = flags.batch_size, .only = {flags.name}});
+  ProgressDisplay progress;
+  if (!request->resumed) progress.begin(0);
   runner.start();
 
-  ProgressDisplay progress;
   const std::vector<const Projection*> watched{projection};
   while (true) {
     if (wait_for_stop_signal(signals, 1.0) != 0) {
