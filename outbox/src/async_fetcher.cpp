@@ -22,12 +22,12 @@ bool AsyncFetcher::busy() const {
 }
 
 void AsyncFetcher::start(std::vector<PartitionRoom> rooms, std::vector<std::int64_t> skip,
-                         OutboxPoll poll) {
+                         OutboxPoll poll, std::int64_t settled) {
   {
     std::lock_guard lock(mutex_);
     if (busy_) return;
     busy_ = true;
-    request_ = Request{std::move(rooms), std::move(skip), std::move(poll)};
+    request_ = Request{std::move(rooms), std::move(skip), std::move(poll), settled};
   }
   changed_.notify_all();
 }
@@ -58,7 +58,8 @@ void AsyncFetcher::run() {
                           std::chrono::steady_clock::now() - began).count());
     lock.lock();
 
-    finished_ = Finished{std::move(request.rooms), std::move(request.poll), std::move(rows)};
+    finished_ = Finished{std::move(request.rooms), std::move(request.poll), request.settled,
+                         std::move(rows)};
     lock.unlock();
     if (done_) done_();
     lock.lock();

@@ -13,6 +13,9 @@
 // 3. Rows are published lowest pending version first, and a row counts as published only
 //    after its PubAck (marks are written afterwards). A crashed relay therefore restarts, or
 //    is replaced, at or before the first unacknowledged row of each stream, never after it.
+//    A fetch starts above a partition's bound only up to the commit horizon, below which
+//    every row that will ever commit is visible (docs/relay.md), so it never passes over a
+//    row committed late.
 // 4. Points 1 to 3 hold for any number of relays publishing the same stream at once, so the
 //    partition leases are about sharing work, not about safety: a lease lost while a message
 //    is in flight (a broken lease connection) cannot reorder a stream either.
@@ -282,7 +285,8 @@ void Relay::Impl::step_leases(Clock::time_point now) {
   for (const int partition : step.lost) book_.set_owned(partition, false);
 
   if (!step.gained.empty()) fetch_requested_ = true;
-  if (!step.gained.empty() || !step.lost.empty()) fetch_overtaken_ = true;
+  // Another relay may have left rows of these partitions unpublished below our bounds.
+  if (!step.gained.empty() || !step.lost.empty()) forget_fetched_through();
   if (!step.gained.empty() || !step.lost.empty()) {
     internal::relay_log().info(
         "partitions: holding {} of 64, {} relay(s) running (took [{}], gave up [{}])",
@@ -393,6 +397,9 @@ bool Relay::Impl::database_ok(Clock::time_point now, const Result<void>& result)
     return true;
   }
   const auto delay = database_backoff_.failed(now);
+  // A server that restarted may have lost recent marks (they do not wait for the disk), so
+  // their rows are pending again, below the bounds fetches start from.
+  forget_fetched_through();
   if (!retryable(result.error())) {
     database_refused_ = true;
     fail_fatally(result.error());

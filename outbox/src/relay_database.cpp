@@ -1,5 +1,8 @@
 #include "internal/relay_database.hpp"
 
+#include <algorithm>
+#include <charconv>
+#include <string_view>
 #include <type_traits>
 
 #include <pqxx/binarystring>
@@ -13,27 +16,38 @@ namespace deedkit::internal {
 namespace {
 
 // The sequence's value says "the outbox got new ids"; the snapshot lets WakeSignal see
-// transactions end. Reading both is a single-row read with no locks.
+// transactions end. Reading both is a single-row read with no locks. The partitions of
+// parked streams come from a table that is empty unless an operator has work to do.
 constexpr const char* kPollSql =
-    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END, pg_current_snapshot()::text "
+    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END, pg_current_snapshot()::text, "
+    "  coalesce((SELECT array_agg(DISTINCT hashtext(stream_id) & 63) "
+    "            FROM deedkit.outbox_dead_letters)::text, '{}') "
     "FROM deedkit.outbox_outbox_id_seq";
 
-// One index range scan of outbox_pending_idx per partition, each stopping after the rows the
-// relay has room for. The skipped ids (rows in memory, and rows acknowledged but not yet
-// recorded) are passed over before the limit applies, so what comes back is new to the
-// relay. Rows are committed ones only: each statement reads a fresh READ COMMITTED snapshot.
-// Whether any dead letter exists is asked once per statement, and only then is each row's
-// stream looked up among them: usually there are none, and the lookup per row was a good
-// part of the statement's work.
+// The sequence is read (the scan) before the transaction id is taken (the target list), as
+// CommitHorizon needs. The transaction commits without writing anything but its commit
+// record, and does not wait for that to reach the disk.
+constexpr const char* kProposeHorizonSql =
+    "SELECT CASE WHEN is_called THEN last_value ELSE 0 END, "
+    "  pg_current_xact_id()::text, set_config('synchronous_commit', 'off', true) "
+    "FROM deedkit.outbox_outbox_id_seq";
+
+// One index range scan of outbox_pending_idx per partition, starting above the ids the relay
+// has dealt with there and stopping after the rows it has room for. The skipped ids (rows in
+// memory, and rows acknowledged but not yet recorded) are passed over before the limit
+// applies, so what comes back is new to the relay. Rows are committed ones only: each
+// statement reads a fresh READ COMMITTED snapshot. Whether any dead letter exists is asked
+// once per statement, and only then is each row's stream looked up among them: usually
+// there are none, and the lookup per row was a good part of the statement's work.
 constexpr const char* kFetchSql =
     "SELECT r.outbox_id, r.event_id::text, r.stream_id, r.stream_version, r.event_type, "
     "  r.schema_version, r.payload, coalesce(r.metadata->>'correlation_id', ''), "
     "  coalesce(r.metadata->>'causation_id', ''), coalesce(r.metadata->>'principal', ''), "
     "  (extract(epoch FROM r.recorded_at) * 1000000)::int8, r.attempts, r.partition "
-    "FROM unnest($1::int2[], $2::int4[]) AS p(partition, room) "
+    "FROM unnest($1::int2[], $2::int4[], $4::int8[]) AS p(partition, room, after) "
     "CROSS JOIN LATERAL ("
     "  SELECT o.* FROM deedkit.outbox o "
-    "  WHERE o.partition = p.partition AND o.published_at IS NULL "
+    "  WHERE o.partition = p.partition AND o.published_at IS NULL AND o.outbox_id > p.after "
     "    AND o.outbox_id <> ALL ($3::int8[]) "
     "    AND (NOT (SELECT EXISTS (SELECT 1 FROM deedkit.outbox_dead_letters)) "
     "         OR NOT EXISTS (SELECT 1 FROM deedkit.outbox_dead_letters d "
@@ -82,6 +96,22 @@ constexpr const char* kBacklogSql =
     "SELECT count(*), "
     "  coalesce((extract(epoch FROM now() - min(recorded_at)) * 1000)::int8, 0) "
     "FROM deedkit.outbox WHERE published_at IS NULL AND partition = ANY ($1::int2[])";
+
+// "{1,5,9}" to {1, 5, 9}; PostgreSQL's text form of a one-dimensional int array.
+std::vector<int> parse_int_array(std::string_view text) {
+  std::vector<int> values;
+  if (text.size() < 2) return values;
+  text = text.substr(1, text.size() - 2);
+  while (!text.empty()) {
+    const std::size_t comma = text.find(',');
+    int value = 0;
+    const std::string_view item = text.substr(0, comma);
+    std::from_chars(item.data(), item.data() + item.size(), value);
+    values.push_back(value);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+  }
+  return values;
+}
 
 OutboxRow parse_row(const pqxx::row& row) {
   OutboxRow parsed;
@@ -140,7 +170,19 @@ Result<OutboxPoll> RelayDatabase::poll() {
     OutboxPoll poll;
     poll.sequence_value = row[0].as<std::int64_t>();
     if (auto snapshot = Snapshot::parse(row[1].c_str())) poll.snapshot = std::move(*snapshot);
+    poll.dead_letter_partitions = parse_int_array(row[2].c_str());
+    std::sort(poll.dead_letter_partitions.begin(), poll.dead_letter_partitions.end());
     return poll;
+  });
+}
+
+Result<HorizonProposal> RelayDatabase::propose_horizon() {
+  return run<HorizonProposal>("read the outbox sequence for the commit horizon",
+                              [](ConnectionLease& lease) {
+    lease.ensure_prepared("deedkit_relay_propose_horizon", kProposeHorizonSql);
+    pqxx::nontransaction tx(lease.connection());
+    const pqxx::row row = tx.exec_prepared1("deedkit_relay_propose_horizon");
+    return HorizonProposal{row[0].as<std::int64_t>(), row[1].as<std::uint64_t>()};
   });
 }
 
@@ -148,9 +190,11 @@ Result<std::vector<OutboxRow>> RelayDatabase::fetch(const std::vector<PartitionR
                                                     const std::vector<std::int64_t>& skip) {
   std::vector<int> partitions;
   std::vector<int> room;
+  std::vector<std::int64_t> after;
   for (const PartitionRoom& entry : rooms) {
     partitions.push_back(entry.partition);
     room.push_back(entry.rows);
+    after.push_back(entry.after);
   }
 
   return run<std::vector<OutboxRow>>("fetch pending outbox rows", [&](ConnectionLease& lease) {
@@ -161,7 +205,8 @@ Result<std::vector<OutboxRow>> RelayDatabase::fetch(const std::vector<PartitionR
     // memory that made fetching, not publishing, the relay's limit.
     pqxx::nontransaction tx(lease.connection());
     const pqxx::result result = tx.exec_params(kFetchSql, array_literal(partitions),
-                                               array_literal(room), array_literal(skip));
+                                               array_literal(room), array_literal(skip),
+                                               array_literal(after));
     std::vector<OutboxRow> rows;
     rows.reserve(result.size());
     for (const auto& row : result) rows.push_back(parse_row(row));

@@ -3,6 +3,8 @@
 
 #include "internal/relay_impl.hpp"
 
+#include <algorithm>
+
 namespace deedkit {
 
 namespace {
@@ -17,6 +19,9 @@ constexpr auto kMarkDelay = std::chrono::milliseconds(5);
 constexpr auto kBacklogInterval = std::chrono::seconds(5);
 // Bounds the memory of per-row failure counts for rows this relay gave up (lost leases).
 constexpr std::size_t kMaxRememberedFailures = 10000;
+// Each CommitHorizon proposal takes a transaction id (and writes a commit record): at most
+// this often, and only when a fetch is due, so an idle relay takes none.
+constexpr auto kHorizonProposalInterval = std::chrono::milliseconds(50);
 
 template <typename T>
 Result<void> status_of(const Result<T>& result) {
@@ -30,9 +35,16 @@ std::vector<internal::PartitionRoom> Relay::Impl::room() const {
   std::vector<internal::PartitionRoom> rooms;
   for (const int partition : leases_.owned()) {
     const int free = options_.rows_per_partition - book_.rows_in_partition(partition);
-    if (free > 0) rooms.push_back({partition, free});
+    const std::int64_t after = fetched_through_[static_cast<std::size_t>(partition)];
+    if (free > 0) rooms.push_back({partition, free, after});
   }
   return rooms;
+}
+
+void Relay::Impl::forget_fetched_through() {
+  fetched_through_.fill(0);
+  // A fetch under way could otherwise move the bounds up again when it lands.
+  fetch_overtaken_ = true;
 }
 
 void Relay::Impl::step_fetch(Clock::time_point now) {
@@ -55,7 +67,15 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
 
   const auto poll = database_.poll();
   if (!database_ok(now, status_of(poll))) return;
+  const std::int64_t settled = horizon_.observe(poll->snapshot);
   if (!due && !wake_.moved(*poll)) return;
+
+  if (horizon_.wants_proposal() && now >= next_horizon_proposal_) {
+    next_horizon_proposal_ = now + kHorizonProposalInterval;
+    const auto proposal = database_.propose_horizon();
+    if (!database_ok(now, status_of(proposal))) return;
+    horizon_.propose(proposal->sequence_value, proposal->proposer_xid);
+  }
 
   // Rows acknowledged but not recorded yet are still pending in the table: skip them too, or
   // they would come back and be published a second time behind their successors.
@@ -69,8 +89,18 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
   skip.insert(skip.end(), to_mark_.begin(), to_mark_.end());
   const std::vector<std::int64_t> recording = recorder_->pending_ids();
   skip.insert(skip.end(), recording.begin(), recording.end());
+  // A partition with a parked stream is scanned from its start, so that rows of the stream
+  // become visible again when an operator retries or discards its dead letter.
+  std::vector<internal::PartitionRoom> scans = rooms;
+  for (internal::PartitionRoom& scan : scans) {
+    if (std::binary_search(poll->dead_letter_partitions.begin(),
+                           poll->dead_letter_partitions.end(), scan.partition)) {
+      fetched_through_[static_cast<std::size_t>(scan.partition)] = 0;
+      scan.after = 0;
+    }
+  }
   fetch_overtaken_ = false;
-  fetcher_->start(rooms, std::move(skip), *poll);
+  fetcher_->start(std::move(scans), std::move(skip), *poll, settled);
 }
 
 void Relay::Impl::absorb_fetch(internal::AsyncFetcher::Finished finished,
@@ -90,25 +120,44 @@ void Relay::Impl::absorb_fetch(internal::AsyncFetcher::Finished finished,
   next_full_fetch_ = now + options_.fetch_interval;
 
   std::array<int, internal::kOutboxPartitions> fetched{};
+  std::array<std::int64_t, internal::kOutboxPartitions> highest{};
+  std::array<bool, internal::kOutboxPartitions> refused{};
   std::size_t added = 0;
   for (internal::OutboxRow& row : *finished.rows) {
     // A partition given up while the fetch ran is another relay's now.
     if (!book_.owns(row.partition)) continue;
-    ++fetched[static_cast<std::size_t>(row.partition)];
+    const auto partition = static_cast<std::size_t>(row.partition);
+    ++fetched[partition];
+    highest[partition] = std::max(highest[partition], row.outbox_id);
     ++added;
     const std::string stream_id = row.stream_id;
     const std::int64_t version = row.stream_version;
-    if (book_.add(std::move(row)) == internal::StreamBook::Added::kBehindInFlight &&
-        order_errors_.allow(now)) {
-      internal::relay_log().error(
-          "stream {} version {} became visible while a later version was in flight: a lower "
-          "version committed after a higher one, so JetStream receives them out of order",
-          stream_id, version);
+    if (book_.add(std::move(row)) == internal::StreamBook::Added::kBehindInFlight) {
+      // Left pending for a later fetch, which must not start above it.
+      refused[partition] = true;
+      if (order_errors_.allow(now)) {
+        internal::relay_log().error(
+            "stream {} version {} became visible while a later version was in flight: a "
+            "lower version committed after a higher one, so JetStream receives them out of "
+            "order",
+            stream_id, version);
+      }
     }
   }
   for (const auto& entry : finished.rooms) {
     const auto partition = static_cast<std::size_t>(entry.partition);
     more_waiting_[partition] = fetched[partition] >= entry.rows;
+    if (refused[partition] || !book_.owns(entry.partition) ||
+        std::binary_search(finished.poll.dead_letter_partitions.begin(),
+                           finished.poll.dead_letter_partitions.end(), entry.partition)) {
+      fetched_through_[partition] = 0;
+      continue;
+    }
+    // Every row up to the settled bound was visible to this fetch. It returned them all
+    // (or skipped them as held) unless it stopped at the room limit, after `highest`.
+    std::int64_t through = finished.settled;
+    if (more_waiting_[partition]) through = std::min(through, highest[partition]);
+    fetched_through_[partition] = std::max(fetched_through_[partition], through);
   }
   internal::relay_log().trace("fetch after poll {} ({} running): {} rows",
                               finished.poll.sequence_value,
@@ -276,7 +325,9 @@ void Relay::Impl::step_database_writes(Clock::time_point now, bool flush_now) {
     if (!database_ok(now, written)) return;
     if (write.dead_letter) {
       book_.park(write.stream_id);
-      fetch_overtaken_ = true;
+      // The stream's later rows left the book: fetches must find them again once the dead
+      // letter is retried or discarded.
+      forget_fetched_through();
       ++counters_.dead_letters;
     }
     failure_writes_.pop_front();

@@ -56,4 +56,18 @@ bool WakeSignal::moved(const OutboxPoll& now) const {
                      [&](std::uint64_t xid) { return !now.snapshot.still_running(xid); });
 }
 
+void CommitHorizon::propose(std::int64_t sequence_value, std::uint64_t proposer_xid) {
+  if (pending_) return;
+  pending_ = Proposal{sequence_value, proposer_xid};
+}
+
+std::int64_t CommitHorizon::observe(const Snapshot& snapshot) {
+  // xmin above the proposer means every transaction id up to it has ended.
+  if (pending_ && snapshot.xmin > pending_->proposer_xid) {
+    settled_ = std::max(settled_, pending_->sequence_value);
+    pending_.reset();
+  }
+  return settled_;
+}
+
 }  // namespace deedkit::internal

@@ -63,6 +63,12 @@ TEST_F(ImmutabilityTest, TheWriterRoleCanAppendButHasNoRightToRewrite) {
       "VALUES ('" + stream_ + "', 3, gen_random_uuid(), 'test.Happened', 'p')";
 
   EXPECT_EQ(attempt(insert, "deedkit_writer"), "ok");
+  // The outbox id's default draws from a sequence the writer must be allowed to use.
+  EXPECT_EQ(attempt("INSERT INTO deedkit.outbox (event_id, stream_id, stream_version, "
+                    "event_type, schema_version, payload, metadata) VALUES "
+                    "(gen_random_uuid(), '" + stream_ + "', 3, 't', 1, 'p', '{}')",
+                    "deedkit_writer"),
+            "ok");
   EXPECT_EQ(attempt("UPDATE deedkit.events SET payload = 'x'", "deedkit_writer"),
             "permission_denied");
   EXPECT_EQ(attempt("DELETE FROM deedkit.events", "deedkit_writer"), "permission_denied");
@@ -85,6 +91,12 @@ TEST_F(ImmutabilityTest, TheWriterRoleCannotChangeTheSchemaOrReadPrivateTables) 
 
 TEST_F(ImmutabilityTest, TheRelayRoleOnlyMarksAndRemovesOutboxRows) {
   EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.outbox", "deedkit_relay"), "ok");
+  // Its wake-up check and its commit horizon proposal.
+  EXPECT_EQ(attempt("SELECT last_value, pg_current_snapshot(), pg_current_xact_id(), "
+                    "(SELECT count(*) FROM deedkit.outbox_dead_letters) "
+                    "FROM deedkit.outbox_outbox_id_seq",
+                    "deedkit_relay"),
+            "ok");
   EXPECT_EQ(attempt("UPDATE deedkit.outbox SET published_at = now() WHERE false",
                     "deedkit_relay"),
             "ok");

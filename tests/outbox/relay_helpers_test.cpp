@@ -3,6 +3,8 @@
 
 #include <future>
 
+#include <pqxx/pqxx>
+
 #include <gtest/gtest.h>
 
 #include "deedkit/outbox/outbox_writer.hpp"
@@ -11,6 +13,7 @@
 #include "internal/async_fetcher.hpp"
 #include "internal/mark_recorder.hpp"
 #include "internal/relay_impl.hpp"
+#include "relay_test_support.hpp"
 #include "test_database.hpp"
 
 namespace deedkit::testing {
@@ -110,7 +113,7 @@ TEST_F(RelayHelpersTest, TheFetcherReadsOnItsThreadSkipsTheGivenIdsAndTellsWhenD
   std::promise<void> done;
   internal::AsyncFetcher fetcher(database_uri(), [&done] { done.set_value(); });
 
-  fetcher.start(every_partition(10), {ids[0]}, {});
+  fetcher.start(every_partition(10), {ids[0]}, {}, 0);
   const bool busy_while_running = fetcher.busy();
   done.get_future().wait();
   auto finished = fetcher.take();
@@ -123,6 +126,66 @@ TEST_F(RelayHelpersTest, TheFetcherReadsOnItsThreadSkipsTheGivenIdsAndTellsWhenD
   std::vector<std::int64_t> fetched;
   for (const auto& row : *finished->rows) fetched.push_back(row.outbox_id);
   EXPECT_EQ(fetched, std::vector<std::int64_t>(ids.begin() + 1, ids.end()));
+}
+
+TEST_F(RelayHelpersTest, AFetchStartsAboveThePartitionsBound) {
+  const auto ids = pending_rows(4);
+  const int partition = std::stoi(query_value(
+      database_uri(),
+      "SELECT partition FROM deedkit.outbox WHERE outbox_id = " + std::to_string(ids[0])));
+  auto rooms = every_partition(10);
+  rooms[static_cast<std::size_t>(partition)].after = ids[1];
+  internal::RelayDatabase database(database_uri());
+
+  const auto rows = database.fetch(rooms, {});
+
+  ASSERT_TRUE(rows.has_value()) << rows.error().to_string();
+  std::vector<std::int64_t> fetched;
+  for (const auto& row : *rows) fetched.push_back(row.outbox_id);
+  EXPECT_EQ(fetched, (std::vector<std::int64_t>{ids[2], ids[3]}));
+}
+
+// The relay's commit horizon rests on this: whoever draws an outbox id holds a transaction
+// id already, so a snapshot that shows every transaction up to some id ended proves that no
+// row with a lower outbox id can still commit.
+TEST_F(RelayHelpersTest, AnOutboxIdIsDrawnOnlyByATransactionThatHoldsATransactionId) {
+  pqxx::connection connection(database_uri());
+  pqxx::work work(connection);
+  const bool assigned_before =
+      !work.exec1("SELECT pg_current_xact_id_if_assigned()")[0].is_null();
+  work.exec1("SELECT deedkit.next_outbox_id()");
+  const bool assigned_after =
+      !work.exec1("SELECT pg_current_xact_id_if_assigned()")[0].is_null();
+  work.abort();
+
+  EXPECT_FALSE(assigned_before);
+  EXPECT_TRUE(assigned_after);
+  EXPECT_EQ(query_value(database_uri(),
+                        "SELECT column_default FROM information_schema.columns "
+                        "WHERE table_schema = 'deedkit' AND table_name = 'outbox' "
+                        "AND column_name = 'outbox_id'"),
+            "deedkit.next_outbox_id()");
+}
+
+TEST_F(RelayHelpersTest, AHorizonProposalReadsTheSequenceAndTakesATransactionId) {
+  const auto ids = pending_rows(2);
+  internal::RelayDatabase database(database_uri());
+
+  const auto proposal = database.propose_horizon();
+  const auto poll = database.poll();
+
+  ASSERT_TRUE(proposal.has_value()) << proposal.error().to_string();
+  ASSERT_TRUE(poll.has_value()) << poll.error().to_string();
+  EXPECT_EQ(proposal->sequence_value, ids[1]);
+  EXPECT_GT(proposal->proposer_xid, 0u);
+  EXPECT_GT(poll->snapshot.xmax, proposal->proposer_xid) << "the proposal has committed";
+  // Other tests' transactions, anywhere in the cluster, may hold xmin back for a moment.
+  internal::CommitHorizon horizon;
+  horizon.propose(proposal->sequence_value, proposal->proposer_xid);
+  EXPECT_TRUE(wait_until([&] {
+    const auto later = database.poll();
+    return later && horizon.observe(later->snapshot) == ids[1];
+  }));
 }
 
 }  // namespace

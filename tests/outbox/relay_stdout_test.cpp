@@ -157,17 +157,28 @@ TEST_F(RelayStdoutTest, InProcessRelayReportsMetricsAndStopsCleanly) {
   std::fclose(lines);
 }
 
-// A writer that drew its outbox id first commits last: rows after it are published while it
-// is open, and its own row must still be found. Only the wake-up check and the fetch's own
-// scan can find it here: the periodic full fetch is an hour away.
+// A writer that drew its outbox id first commits last: rows after it, in the same partition,
+// are published while it is open, and its own row must still be found. Only the wake-up
+// check and the fetch's own scan can find it here: the periodic full fetch is an hour away.
+// The fetch starts above the ids the relay has dealt with in that partition, so this is also
+// the test that the commit horizon keeps that bound below the open writer's row.
 TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished) {
   ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+  const std::string late_partition =
+      query_value(database_uri(), "SELECT hashtext('late-1') & 63");
+  std::string early_stream;
+  for (int n = 1; early_stream.empty(); ++n) {
+    const std::string candidate = "early-" + std::to_string(n);
+    const std::string partition =
+        query_value(database_uri(), "SELECT hashtext('" + candidate + "') & 63");
+    if (partition == late_partition) early_stream = candidate;
+  }
   pqxx::connection late_connection(database_uri());
   pqxx::work late(late_connection);
   late.exec("INSERT INTO deedkit.outbox (event_id, stream_id, stream_version, event_type, "
             "schema_version, payload, metadata) "
             "VALUES (gen_random_uuid(), 'late-1', 1, 'test.Late', 1, '', '{}')");
-  write_outbox(pool, "early-1", 1, 5);
+  write_outbox(pool, early_stream, 1, 5);
   std::FILE* lines = std::tmpfile();
   ASSERT_NE(lines, nullptr);
   RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
@@ -177,7 +188,15 @@ TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished
   std::thread runner([&] { finished = relay.run(); });
 
   const bool early_published = wait_until([&] {
-    return count_rows("outbox", "stream_id = 'early-1' AND published_at IS NOT NULL") == 5;
+    return count_rows("outbox", "stream_id = '" + early_stream +
+                                    "' AND published_at IS NOT NULL") == 5;
+  });
+  // More rows, so that the relay fetches again (and could move its bound) while the late
+  // writer is still open.
+  write_outbox(pool, early_stream, 6, 5);
+  const bool more_published = wait_until([&] {
+    return count_rows("outbox", "stream_id = '" + early_stream +
+                                    "' AND published_at IS NOT NULL") == 10;
   });
   late.commit();
   const bool late_published = wait_until([&] {
@@ -188,10 +207,12 @@ TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished
   std::fclose(lines);
 
   EXPECT_TRUE(early_published);
+  EXPECT_TRUE(more_published);
   EXPECT_TRUE(late_published) << "the row committed late was skipped";
   EXPECT_TRUE(finished.has_value()) << finished.error().to_string();
   EXPECT_EQ(count_rows("outbox", "stream_id = 'late-1' AND outbox_id < (SELECT min(outbox_id) "
-                                 "FROM deedkit.outbox WHERE stream_id = 'early-1')"),
+                                 "FROM deedkit.outbox WHERE stream_id = '" + early_stream +
+                                 "')"),
             1)
       << "the late row's id must lie below the rows published before it";
 }

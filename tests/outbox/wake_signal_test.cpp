@@ -51,5 +51,25 @@ TEST(WakeSignalTest, FetchesWhenATransactionRunningAtTheLastFetchEnds) {
   EXPECT_TRUE(signal.moved(poll(5, "9:13:9"))) << "8 ended";
 }
 
+TEST(CommitHorizonTest, SettlesAProposalOnceEveryOlderTransactionHasEnded) {
+  CommitHorizon horizon;
+  EXPECT_EQ(horizon.observe(*Snapshot::parse("40:52:40,45")), 0) << "nothing proposed";
+  EXPECT_TRUE(horizon.wants_proposal());
+
+  // Sequence at 100 when transaction 50 was taken: writers of ids up to 100 are below 50.
+  horizon.propose(100, 50);
+  EXPECT_FALSE(horizon.wants_proposal());
+  horizon.propose(200, 60);  // ignored: one at a time
+  EXPECT_EQ(horizon.observe(*Snapshot::parse("40:52:40,45")), 0) << "40 and 45 still run";
+  EXPECT_EQ(horizon.observe(*Snapshot::parse("45:60:45,55")), 0) << "45 still runs";
+  EXPECT_EQ(horizon.observe(*Snapshot::parse("50:50:")), 0)
+      << "xmin 50: a transaction numbered 50 or above may still run, unlisted";
+  EXPECT_EQ(horizon.observe(*Snapshot::parse("55:60:55")), 100) << "everything below 55 ended";
+  EXPECT_TRUE(horizon.wants_proposal());
+
+  horizon.propose(90, 70);  // a lower value never moves the bound back
+  EXPECT_EQ(horizon.observe(*Snapshot::parse("80:80:")), 100);
+}
+
 }  // namespace
 }  // namespace deedkit::internal

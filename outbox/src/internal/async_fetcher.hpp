@@ -27,6 +27,7 @@ class AsyncFetcher {
   struct Finished {
     std::vector<PartitionRoom> rooms;  // what was asked for
     OutboxPoll poll;                   // the poll the fetch followed
+    std::int64_t settled = 0;          // CommitHorizon's bound at that poll
     Result<std::vector<OutboxRow>> rows;
   };
 
@@ -41,7 +42,7 @@ class AsyncFetcher {
 
   // Starts a fetch; ignored while busy().
   void start(std::vector<PartitionRoom> rooms, std::vector<std::int64_t> skip,
-             OutboxPoll poll);
+             OutboxPoll poll, std::int64_t settled);
 
   // The finished fetch, once.
   std::optional<Finished> take();
@@ -51,6 +52,7 @@ class AsyncFetcher {
     std::vector<PartitionRoom> rooms;
     std::vector<std::int64_t> skip;
     OutboxPoll poll;
+    std::int64_t settled = 0;
   };
 
   void run();

@@ -24,6 +24,14 @@ namespace deedkit::internal {
 struct PartitionRoom {
   int partition = 0;
   int rows = 0;  // how many more rows the relay will hold for this partition
+  // Every pending row of the partition up to this id is held by the relay or recorded.
+  std::int64_t after = 0;
+};
+
+// A bound for CommitHorizon to settle (see there).
+struct HorizonProposal {
+  std::int64_t sequence_value = 0;
+  std::uint64_t proposer_xid = 0;
 };
 
 struct Backlog {
@@ -38,8 +46,12 @@ class RelayDatabase {
   // The outbox sequence's last value and the current snapshot.
   [[nodiscard]] Result<OutboxPoll> poll();
 
+  // Reads the sequence, then takes a transaction id, and commits: a CommitHorizon proposal.
+  [[nodiscard]] Result<HorizonProposal> propose_horizon();
+
   // Committed pending rows of the given partitions, oldest first per partition, at most
-  // `rows` per partition, skipping the `skip` ids and every stream that has a dead letter.
+  // `rows` per partition above `after`, skipping the `skip` ids and every stream that has a
+  // dead letter.
   [[nodiscard]] Result<std::vector<OutboxRow>> fetch(const std::vector<PartitionRoom>& rooms,
                                                      const std::vector<std::int64_t>& skip);
 

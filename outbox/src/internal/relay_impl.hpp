@@ -107,6 +107,7 @@ class Relay::Impl {
   void retry_lost(const std::string& message_id, const std::string& reason,
                   Clock::time_point now);
   std::vector<internal::PartitionRoom> room() const;
+  void forget_fetched_through();
 
   const RelayOptions options_;
   // Declared before publisher_ so that it outlives nats.c's callbacks into it.
@@ -142,6 +143,13 @@ class Relay::Impl {
   // dropped when it lands, as its rows were read before the change.
   bool fetch_overtaken_ = false;
   std::array<bool, internal::kOutboxPartitions> more_waiting_{};
+  // Per partition, an outbox id up to which every pending row is held here or recorded; the
+  // next fetch starts above it. Only CommitHorizon's settled bound moves it up; anything that
+  // may put a row below it back into play (partitions changing hands, a parked stream, a
+  // database error, a row the book refused) sets it back to 0.
+  std::array<std::int64_t, internal::kOutboxPartitions> fetched_through_{};
+  internal::CommitHorizon horizon_;
+  Clock::time_point next_horizon_proposal_{};
   Clock::time_point next_poll_{};
   Clock::time_point next_full_fetch_{};
   Clock::time_point next_lease_{};

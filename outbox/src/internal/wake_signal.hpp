@@ -10,9 +10,10 @@
 // ended since: such a transaction may have drawn ids below the sequence value already seen
 // and committed its rows just now.
 //
-// One more gap: PostgreSQL gives a transaction its id lazily, at its first row write, which
-// comes just after the INSERT drew the outbox id. A check that lands in between sees the new
-// sequence value but not the writer among the running transactions. Hence a second look:
+// One more gap: a snapshot lists only the running transactions older than the newest one
+// that has ended; a writer whose transaction id is newer than that (common when few write)
+// is running but not listed, so a check can see the new sequence value but not the writer
+// among the running transactions. Hence a second look:
 // after a fetch caused by a moved sequence, the next check fetches once more, and by then the
 // writer has committed (its rows are fetched) or holds a transaction id (it is tracked). A
 // writer stalled inside that gap for longer than a poll interval is still caught by the
@@ -41,6 +42,37 @@ struct Snapshot {
 struct OutboxPoll {
   std::int64_t sequence_value = 0;  // 0 before the first row ever
   Snapshot snapshot;
+  std::vector<int> dead_letter_partitions;  // sorted; the partitions of parked streams
+};
+
+// The highest outbox id up to which every row that will ever commit is committed already, so
+// that a fetch whose snapshot is taken later sees all of them. The relay skips, per
+// partition, rows it has dealt with up to that bound instead of walking past them again.
+//
+// It rests on how outbox ids are drawn (sql/0009): a writer's transaction holds a
+// transaction id before it draws an outbox id. A proposal reads the sequence's last value N
+// and only then takes a transaction id X of its own; every writer that drew an id up to N
+// held a transaction id below X by then. Once a snapshot's xmin is above X, all of them have
+// ended, committed or not, and N is settled. A transaction that stays open (a writer stuck
+// in an open transaction, a long migration) holds xmin back and with it this bound: fetches
+// then cost more, but skip nothing.
+class CommitHorizon {
+ public:
+  // True when no proposal is waiting; proposals take a transaction id, so one at a time.
+  bool wants_proposal() const { return !pending_.has_value(); }
+  void propose(std::int64_t sequence_value, std::uint64_t proposer_xid);
+
+  // Takes in each poll's snapshot; returns the settled bound, for fetches that start after
+  // the poll that took `snapshot`.
+  std::int64_t observe(const Snapshot& snapshot);
+
+ private:
+  struct Proposal {
+    std::int64_t sequence_value = 0;
+    std::uint64_t proposer_xid = 0;
+  };
+  std::optional<Proposal> pending_;
+  std::int64_t settled_ = 0;
 };
 
 class WakeSignal {
