@@ -237,10 +237,18 @@ bench::LoadResult bare_publish(const Flags& flags, long messages) {
   return result;
 }
 
+// A message can arrive before its writer, back from the commit, has noted the time (the
+// writer's thread was descheduled): it waits in `arrived` for the writer, and so is counted.
 struct LatencyProbe {
   std::mutex mutex;
   std::map<std::string, Clock::time_point> committed;  // guarded by mutex
+  std::map<std::string, Clock::time_point> arrived;    // guarded by mutex
   std::vector<double> latencies_ms;                     // guarded by mutex
+
+  void record(Clock::time_point committed_at, Clock::time_point received_at) {
+    const double ms = std::chrono::duration<double, std::milli>(received_at - committed_at).count();
+    latencies_ms.push_back(std::max(ms, 0.0));
+  }
 };
 
 void on_message(natsConnection*, natsSubscription*, natsMsg* message, void* closure) {
@@ -251,9 +259,10 @@ void on_message(natsConnection*, natsSubscription*, natsMsg* message, void* clos
     std::lock_guard lock(probe->mutex);
     const auto found = probe->committed.find(id);
     if (found != probe->committed.end()) {
-      probe->latencies_ms.push_back(
-          std::chrono::duration<double, std::milli>(received - found->second).count());
+      probe->record(found->second, received);
       probe->committed.erase(found);
+    } else {
+      probe->arrived.emplace(id, received);
     }
   }
   natsMsg_Destroy(message);
@@ -293,8 +302,15 @@ bench::LoadResult steady_latency(const Flags& flags, ConnectionPool& pool,
     const std::string id = to_string(event.event_id);
     if (!unit->commit()) std::abort();
     {
+      const auto committed_at = Clock::now();
       std::lock_guard lock(probe.mutex);
-      probe.committed[id] = Clock::now();
+      const auto early = probe.arrived.find(id);
+      if (early != probe.arrived.end()) {
+        probe.record(committed_at, early->second);
+        probe.arrived.erase(early);
+      } else {
+        probe.committed[id] = committed_at;
+      }
     }
     ++sent;
   }

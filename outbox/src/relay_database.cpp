@@ -17,19 +17,23 @@ namespace {
 
 // The sequence's value says "the outbox got new ids"; the snapshot lets WakeSignal see
 // transactions end. Reading both is a single-row read with no locks. The partitions of
-// parked streams come from a table that is empty unless an operator has work to do.
+// parked streams come from a table that is empty unless an operator has work to do. The
+// sequence's file changes when it is restarted (TRUNCATE ... RESTART IDENTITY).
 constexpr const char* kPollSql =
     "SELECT CASE WHEN is_called THEN last_value ELSE 0 END, pg_current_snapshot()::text, "
     "  coalesce((SELECT array_agg(DISTINCT hashtext(stream_id) & 63) "
-    "            FROM deedkit.outbox_dead_letters)::text, '{}') "
+    "            FROM deedkit.outbox_dead_letters)::text, '{}'), "
+    "  pg_relation_filenode('deedkit.outbox_outbox_id_seq')::int8 "
     "FROM deedkit.outbox_outbox_id_seq";
 
 // The sequence is read (the scan) before the transaction id is taken (the target list), as
 // CommitHorizon needs. The transaction commits without writing anything but its commit
-// record, and does not wait for that to reach the disk.
+// record, and does not wait for that to reach the disk. The horizon holds only once
+// migration 9 has made writers take their transaction id before their outbox id.
 constexpr const char* kProposeHorizonSql =
     "SELECT CASE WHEN is_called THEN last_value ELSE 0 END, "
-    "  pg_current_xact_id()::text, set_config('synchronous_commit', 'off', true) "
+    "  pg_current_xact_id()::text, set_config('synchronous_commit', 'off', true), "
+    "  EXISTS (SELECT 1 FROM deedkit.schema_migrations WHERE version = 9) "
     "FROM deedkit.outbox_outbox_id_seq";
 
 // One index range scan of outbox_pending_idx per partition, starting above the ids the relay
@@ -172,6 +176,7 @@ Result<OutboxPoll> RelayDatabase::poll() {
     if (auto snapshot = Snapshot::parse(row[1].c_str())) poll.snapshot = std::move(*snapshot);
     poll.dead_letter_partitions = parse_int_array(row[2].c_str());
     std::sort(poll.dead_letter_partitions.begin(), poll.dead_letter_partitions.end());
+    poll.sequence_file = row[3].as<std::int64_t>();
     return poll;
   });
 }
@@ -182,7 +187,8 @@ Result<HorizonProposal> RelayDatabase::propose_horizon() {
     lease.ensure_prepared("deedkit_relay_propose_horizon", kProposeHorizonSql);
     pqxx::nontransaction tx(lease.connection());
     const pqxx::row row = tx.exec_prepared1("deedkit_relay_propose_horizon");
-    return HorizonProposal{row[0].as<std::int64_t>(), row[1].as<std::uint64_t>()};
+    return HorizonProposal{row[0].as<std::int64_t>(), row[1].as<std::uint64_t>(),
+                           row[3].as<bool>()};
   });
 }
 

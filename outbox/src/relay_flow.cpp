@@ -43,8 +43,11 @@ std::vector<internal::PartitionRoom> Relay::Impl::room() const {
 
 void Relay::Impl::forget_fetched_through() {
   fetched_through_.fill(0);
+  // A proposal made before may rest on a server that has since restarted or been restored.
+  horizon_ = internal::CommitHorizon();
   // A fetch under way could otherwise move the bounds up again when it lands.
   fetch_overtaken_ = true;
+  fetch_requested_ = true;
 }
 
 void Relay::Impl::step_fetch(Clock::time_point now) {
@@ -67,14 +70,33 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
 
   const auto poll = database_.poll();
   if (!database_ok(now, status_of(poll))) return;
+  const bool restarted = last_sequence_file_ != 0 && poll->sequence_file != last_sequence_file_;
+  if (restarted || poll->sequence_value < last_sequence_value_) {
+    // The sequence was set back (a restore, TRUNCATE ... RESTART IDENTITY): new rows may get
+    // ids below every bound.
+    internal::relay_log().warn("the outbox id sequence was set back (from {} to {}); fetching "
+                               "every partition from its start",
+                               last_sequence_value_, poll->sequence_value);
+    forget_fetched_through();
+  }
+  last_sequence_value_ = poll->sequence_value;
+  last_sequence_file_ = poll->sequence_file;
   const std::int64_t settled = horizon_.observe(poll->snapshot);
   if (!due && !wake_.moved(*poll)) return;
 
-  if (horizon_.wants_proposal() && now >= next_horizon_proposal_) {
+  if (!horizon_unsupported_ && horizon_.wants_proposal() && now >= next_horizon_proposal_) {
     next_horizon_proposal_ = now + kHorizonProposalInterval;
     const auto proposal = database_.propose_horizon();
     if (!database_ok(now, status_of(proposal))) return;
-    horizon_.propose(proposal->sequence_value, proposal->proposer_xid);
+    if (proposal->schema_supports_it) {
+      horizon_.propose(proposal->sequence_value, proposal->proposer_xid);
+    } else {
+      horizon_unsupported_ = true;
+      internal::relay_log().warn(
+          "the database schema predates migration 9 (outbox ids drawn after transaction ids): "
+          "every fetch scans its partitions from the start, which costs more under a large "
+          "backlog; run `deedkit migrate`, then restart the relay");
+    }
   }
 
   // Rows acknowledged but not recorded yet are still pending in the table: skip them too, or
@@ -93,6 +115,8 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
   // become visible again when an operator retries or discards its dead letter.
   std::vector<internal::PartitionRoom> scans = rooms;
   for (internal::PartitionRoom& scan : scans) {
+    // Read again: this poll may have set the bounds back since `rooms` was taken.
+    scan.after = fetched_through_[static_cast<std::size_t>(scan.partition)];
     if (std::binary_search(poll->dead_letter_partitions.begin(),
                            poll->dead_letter_partitions.end(), scan.partition)) {
       fetched_through_[static_cast<std::size_t>(scan.partition)] = 0;

@@ -93,7 +93,9 @@ TEST_F(ImmutabilityTest, TheRelayRoleOnlyMarksAndRemovesOutboxRows) {
   EXPECT_EQ(attempt("SELECT count(*) FROM deedkit.outbox", "deedkit_relay"), "ok");
   // Its wake-up check and its commit horizon proposal.
   EXPECT_EQ(attempt("SELECT last_value, pg_current_snapshot(), pg_current_xact_id(), "
-                    "(SELECT count(*) FROM deedkit.outbox_dead_letters) "
+                    "(SELECT count(*) FROM deedkit.outbox_dead_letters), "
+                    "(SELECT count(*) FROM deedkit.schema_migrations), "
+                    "pg_relation_filenode('deedkit.outbox_outbox_id_seq') "
                     "FROM deedkit.outbox_outbox_id_seq",
                     "deedkit_relay"),
             "ok");

@@ -217,6 +217,69 @@ TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished
       << "the late row's id must lie below the rows published before it";
 }
 
+// A partition with more rows than the relay's room for it: each fetch stops at the room, and
+// the partition's bound must not pass the rows that fetch did not reach.
+TEST_F(RelayStdoutTest, APartitionWithMoreRowsThanItsRoomIsPublishedWhole) {
+  ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+  write_outbox(pool, "crowded-1", 1, 60);
+  std::FILE* lines = std::tmpfile();
+  ASSERT_NE(lines, nullptr);
+  RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
+  options.fetch_interval = std::chrono::hours(1);
+  options.rows_per_partition = 4;
+  Relay relay(options);
+  Result<void> finished;
+  std::thread runner([&] { finished = relay.run(); });
+
+  const bool published = wait_until([&] {
+    return count_rows("outbox", "stream_id = 'crowded-1' AND published_at IS NOT NULL") == 60;
+  });
+  relay.stop();
+  runner.join();
+  std::fclose(lines);
+
+  EXPECT_TRUE(published) << count_rows("outbox", "published_at IS NOT NULL")
+                         << " of 60 rows published";
+  EXPECT_TRUE(finished.has_value()) << finished.error().to_string();
+}
+
+// The relay's fetches start above ids it has dealt with; when the sequence is set back, new
+// rows get ids below those bounds and must be found all the same.
+TEST_F(RelayStdoutTest, RowsWrittenAfterTheSequenceWasSetBackArePublished) {
+  ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
+  write_outbox(pool, "before-1", 1, 5);
+  std::FILE* lines = std::tmpfile();
+  ASSERT_NE(lines, nullptr);
+  RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
+  options.fetch_interval = std::chrono::hours(1);
+  Relay relay(options);
+  Result<void> finished;
+  std::thread runner([&] { finished = relay.run(); });
+  const auto published = [&](const std::string& stream, int rows) {
+    return wait_until([&] {
+      return count_rows("outbox", "stream_id = '" + stream + "' AND published_at IS NOT NULL") ==
+             rows;
+    });
+  };
+
+  const bool first_published = published("before-1", 5);
+  // A second round, so that fetches have moved their bounds above the first ids.
+  write_outbox(pool, "before-1", 6, 5);
+  const bool second_published = published("before-1", 10);
+  query_value(database_uri(), "TRUNCATE deedkit.outbox RESTART IDENTITY");
+  write_outbox(pool, "after-1", 1, 3);
+  const bool after_published = published("after-1", 3);
+  relay.stop();
+  runner.join();
+  std::fclose(lines);
+
+  EXPECT_TRUE(first_published);
+  EXPECT_TRUE(second_published);
+  EXPECT_TRUE(after_published) << "rows with ids below the relay's bounds were skipped";
+  EXPECT_EQ(query_value(database_uri(), "SELECT max(outbox_id) FROM deedkit.outbox"), "3");
+  EXPECT_TRUE(finished.has_value()) << finished.error().to_string();
+}
+
 TEST_F(RelayStdoutTest, RefusesUnusableOptionsBeforeTouchingAnyServer) {
   RelayOptions options{.database_uri = "host=/nonexistent"};
   options.subject_template = "deedkit.{nope}";

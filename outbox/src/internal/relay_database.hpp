@@ -32,6 +32,7 @@ struct PartitionRoom {
 struct HorizonProposal {
   std::int64_t sequence_value = 0;
   std::uint64_t proposer_xid = 0;
+  bool schema_supports_it = false;  // migration 9 is applied
 };
 
 struct Backlog {

@@ -146,9 +146,12 @@ class Relay::Impl {
   // Per partition, an outbox id up to which every pending row is held here or recorded; the
   // next fetch starts above it. Only CommitHorizon's settled bound moves it up; anything that
   // may put a row below it back into play (partitions changing hands, a parked stream, a
-  // database error, a row the book refused) sets it back to 0.
+  // database error, a row the book refused, the sequence set back) sets it back to 0.
   std::array<std::int64_t, internal::kOutboxPartitions> fetched_through_{};
   internal::CommitHorizon horizon_;
+  bool horizon_unsupported_ = false;  // the schema predates migration 9
+  std::int64_t last_sequence_value_ = 0;  // from the last poll
+  std::int64_t last_sequence_file_ = 0;   // from the last poll
   Clock::time_point next_horizon_proposal_{};
   Clock::time_point next_poll_{};
   Clock::time_point next_full_fetch_{};

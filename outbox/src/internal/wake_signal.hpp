@@ -43,6 +43,7 @@ struct OutboxPoll {
   std::int64_t sequence_value = 0;  // 0 before the first row ever
   Snapshot snapshot;
   std::vector<int> dead_letter_partitions;  // sorted; the partitions of parked streams
+  std::int64_t sequence_file = 0;           // the sequence's relfilenode
 };
 
 // The highest outbox id up to which every row that will ever commit is committed already, so
