@@ -4,6 +4,7 @@
 #include "internal/relay_impl.hpp"
 
 #include <algorithm>
+#include <limits>
 
 namespace deedkit {
 
@@ -19,8 +20,9 @@ constexpr auto kMarkDelay = std::chrono::milliseconds(5);
 constexpr auto kBacklogInterval = std::chrono::seconds(5);
 // Bounds the memory of per-row failure counts for rows this relay gave up (lost leases).
 constexpr std::size_t kMaxRememberedFailures = 10000;
-// Each CommitHorizon proposal takes a transaction id (and writes a commit record): at most
-// this often, and only when a fetch is due, so an idle relay takes none.
+// Each CommitHorizon proposal takes a transaction id (and writes a commit record): only when
+// a fetch is due, so an idle relay takes none, and at most this often unless the relay is
+// working through a backlog, where a horizon that lags lets the skip lists grow.
 constexpr auto kHorizonProposalInterval = std::chrono::milliseconds(50);
 
 template <typename T>
@@ -84,7 +86,8 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
   const std::int64_t settled = horizon_.observe(poll->snapshot);
   if (!due && !wake_.moved(*poll)) return;
 
-  if (!horizon_unsupported_ && horizon_.wants_proposal() && now >= next_horizon_proposal_) {
+  if (!horizon_unsupported_ && horizon_.wants_proposal() &&
+      (refill || now >= next_horizon_proposal_)) {
     next_horizon_proposal_ = now + kHorizonProposalInterval;
     const auto proposal = database_.propose_horizon();
     if (!database_ok(now, status_of(proposal))) return;
@@ -99,30 +102,31 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
     }
   }
 
-  // Rows acknowledged but not recorded yet are still pending in the table: skip them too, or
-  // they would come back and be published a second time behind their successors.
-  // TODO: every fetch sends all held ids (up to rows_per_partition * 64, 16k with the
-  // defaults, more while marks lag) as text, and PostgreSQL walks past each of them. A
-  // per-partition watermark would avoid that, but is not built because it is not safe yet:
-  // a writer draws its outbox id before PostgreSQL gives its transaction an id, so no
-  // snapshot proves that a lower id will not still commit. It needs the id drawn after the
-  // transaction id first (docs/relay.md, known limits).
-  std::vector<std::int64_t> skip = book_.held_ids();
-  skip.insert(skip.end(), to_mark_.begin(), to_mark_.end());
-  const std::vector<std::int64_t> recording = recorder_->pending_ids();
-  skip.insert(skip.end(), recording.begin(), recording.end());
   // A partition with a parked stream is scanned from its start, so that rows of the stream
   // become visible again when an operator retries or discards its dead letter.
   std::vector<internal::PartitionRoom> scans = rooms;
+  // Held rows at or below where their partition's scan starts, or of partitions not
+  // scanned, cannot come back: only the others are sent to be skipped.
+  std::array<std::int64_t, internal::kOutboxPartitions> scan_starts;
+  scan_starts.fill(std::numeric_limits<std::int64_t>::max());
   for (internal::PartitionRoom& scan : scans) {
-    // Read again: this poll may have set the bounds back since `rooms` was taken.
-    scan.after = fetched_through_[static_cast<std::size_t>(scan.partition)];
+    const auto partition = static_cast<std::size_t>(scan.partition);
     if (std::binary_search(poll->dead_letter_partitions.begin(),
                            poll->dead_letter_partitions.end(), scan.partition)) {
-      fetched_through_[static_cast<std::size_t>(scan.partition)] = 0;
-      scan.after = 0;
+      fetched_through_[partition] = 0;
     }
+    // Read again: this poll may have set the bounds back since `rooms` was taken.
+    scan.after = fetched_through_[partition];
+    scan_starts[partition] = scan.after;
   }
+  // Rows acknowledged but not recorded yet are still pending in the table: skip them too, or
+  // they would come back and be published a second time behind their successors. They are
+  // few (a mark batch or two), and their partitions are not known here, so all are sent.
+  std::vector<std::int64_t> skip = book_.held_ids_above(scan_starts);
+  skip.insert(skip.end(), to_mark_.begin(), to_mark_.end());
+  const std::vector<std::int64_t> recording = recorder_->pending_ids();
+  skip.insert(skip.end(), recording.begin(), recording.end());
+
   fetch_overtaken_ = false;
   fetcher_->start(std::move(scans), std::move(skip), *poll, settled);
 }

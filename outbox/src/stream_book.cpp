@@ -17,7 +17,8 @@ void StreamBook::set_owned(int partition, bool owned) {
 
 StreamBook::Added StreamBook::add(OutboxRow row) {
   if (!owns(row.partition)) return Added::kNotOwned;
-  if (ids_.contains(row.outbox_id)) return Added::kAlreadyHeld;
+  auto& partition_ids = ids_[static_cast<std::size_t>(row.partition)];
+  if (partition_ids.contains(row.outbox_id)) return Added::kAlreadyHeld;
 
   const std::string stream_id = row.stream_id;
   Stream& stream = streams_[stream_id];
@@ -28,7 +29,8 @@ StreamBook::Added StreamBook::add(OutboxRow row) {
                       row.stream_version < stream.rows.begin()->first;
   if (behind) return Added::kBehindInFlight;
 
-  ids_.insert(row.outbox_id);
+  partition_ids.insert(row.outbox_id);
+  ++row_count_;
   ++rows_per_partition_[static_cast<std::size_t>(row.partition)];
   stream.rows.emplace(row.stream_version, std::move(row));
   queue_if_ready(stream_id, stream);
@@ -162,9 +164,28 @@ void StreamBook::release_blocked(const std::string& message_id) {
   }
 }
 
+std::vector<std::int64_t> StreamBook::held_ids() const {
+  std::vector<std::int64_t> held;
+  held.reserve(row_count_);
+  for (const auto& partition_ids : ids_) held.insert(held.end(), partition_ids.begin(),
+                                                     partition_ids.end());
+  return held;
+}
+
+std::vector<std::int64_t> StreamBook::held_ids_above(
+    const std::array<std::int64_t, kOutboxPartitions>& bounds) const {
+  std::vector<std::int64_t> held;
+  for (std::size_t partition = 0; partition < ids_.size(); ++partition) {
+    const auto& partition_ids = ids_[partition];
+    held.insert(held.end(), partition_ids.upper_bound(bounds[partition]), partition_ids.end());
+  }
+  return held;
+}
+
 void StreamBook::erase_head(Stream& stream) {
   const auto head = stream.rows.begin();
-  ids_.erase(head->second.outbox_id);
+  ids_[static_cast<std::size_t>(stream.partition)].erase(head->second.outbox_id);
+  --row_count_;
   --rows_per_partition_[static_cast<std::size_t>(stream.partition)];
   stream.rows.erase(head);
 }

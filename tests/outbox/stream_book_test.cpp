@@ -1,6 +1,9 @@
 // The relay's ordering rule, without servers: one row per stream in flight, lowest version
 // first, and a failed row blocks its stream.
 
+#include <algorithm>
+#include <limits>
+
 #include <gtest/gtest.h>
 
 #include "internal/stream_book.hpp"
@@ -113,6 +116,26 @@ TEST_F(StreamBookTest, ParkedStreamIsForgottenWithAllItsRows) {
 
   EXPECT_EQ(book.row_count(), 0u);
   EXPECT_TRUE(book.held_ids().empty());
+}
+
+TEST_F(StreamBookTest, ListsTheHeldIdsAboveEachPartitionsBound) {
+  book.add(row(1, "a", 1, 0));
+  book.add(row(5, "a", 2, 0));
+  book.add(row(2, "b", 1, 1));
+  book.add(row(7, "b", 2, 1));
+  std::array<std::int64_t, kOutboxPartitions> bounds{};
+  bounds.fill(std::numeric_limits<std::int64_t>::max());
+  bounds[0] = 1;
+  bounds[1] = 0;
+
+  std::vector<std::int64_t> above = book.held_ids_above(bounds);
+  std::vector<std::int64_t> all = book.held_ids();
+  std::sort(above.begin(), above.end());
+  std::sort(all.begin(), all.end());
+
+  EXPECT_EQ(above, (std::vector<std::int64_t>{2, 5, 7}));
+  EXPECT_EQ(all, (std::vector<std::int64_t>{1, 2, 5, 7}));
+  EXPECT_EQ(book.row_count(), 4u);
 }
 
 TEST_F(StreamBookTest, LostConnectionPutsEveryRowInFlightBackInLine) {

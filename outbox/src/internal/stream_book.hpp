@@ -15,9 +15,9 @@
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "internal/outbox_row.hpp"
@@ -81,12 +81,16 @@ class StreamBook {
   std::size_t abandon_in_flight();
 
   std::size_t in_flight_count() const { return in_flight_.size(); }
-  std::size_t row_count() const { return ids_.size(); }
+  std::size_t row_count() const { return row_count_; }
   int rows_in_partition(int partition) const {
     return rows_per_partition_[static_cast<std::size_t>(partition)];
   }
   // Every outbox id held, so a fetch can skip them.
-  std::vector<std::int64_t> held_ids() const { return {ids_.begin(), ids_.end()}; }
+  std::vector<std::int64_t> held_ids() const;
+  // The outbox ids held above each partition's bound: a fetch that starts above the bound
+  // needs to skip only these.
+  std::vector<std::int64_t> held_ids_above(
+      const std::array<std::int64_t, kOutboxPartitions>& bounds) const;
   // The earliest scheduled retry, if any.
   std::optional<Clock::time_point> next_retry() const;
 
@@ -113,7 +117,8 @@ class StreamBook {
   std::multimap<Clock::time_point, std::string> retries_;    // may name forgotten streams
   // Streams whose head shares its message id with a row in flight, by that id.
   std::unordered_multimap<std::string, std::string> blocked_;  // may name forgotten streams
-  std::unordered_set<std::int64_t> ids_;
+  std::array<std::set<std::int64_t>, kOutboxPartitions> ids_;  // by partition, ordered
+  std::size_t row_count_ = 0;
   std::array<int, kOutboxPartitions> rows_per_partition_{};
   std::array<bool, kOutboxPartitions> owned_{};
 };
