@@ -217,6 +217,67 @@ TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished
       << "the late row's id must lie below the rows published before it";
 }
 
+// Writers that commit out of order while the relay follows them: each pair of transactions
+// draws two ids and commits the higher one first, and the lower one only once the higher
+// one is published, while the other writers keep the relay fetching and moving its bounds.
+// None may pass a row still to commit.
+TEST_F(RelayStdoutTest, RowsCommittedOutOfOrderByConcurrentWritersAreAllPublished) {
+  constexpr int kWriters = 4;
+  constexpr int kPairs = 40;
+  std::FILE* lines = std::tmpfile();
+  ASSERT_NE(lines, nullptr);
+  RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
+  options.fetch_interval = std::chrono::hours(1);
+  options.rows_per_partition = 8;
+  Relay relay(options);
+  Result<void> finished;
+  std::thread runner([&] { finished = relay.run(); });
+
+  std::vector<std::thread> writers;
+  for (int writer = 0; writer < kWriters; ++writer) {
+    writers.emplace_back([this, writer] {
+      pqxx::connection first_connection(database_uri());
+      pqxx::connection second_connection(database_uri());
+      const auto insert = [](pqxx::work& work, const std::string& stream) {
+        work.exec("INSERT INTO deedkit.outbox (event_id, stream_id, stream_version, "
+                  "event_type, schema_version, payload, metadata) VALUES (gen_random_uuid(), " +
+                  work.quote(stream) + ", 1, 'test.Paired', 1, '', '{}')");
+      };
+      for (int pair = 0; pair < kPairs; ++pair) {
+        const std::string prefix = "pair" + std::to_string(writer) + "x" + std::to_string(pair);
+        pqxx::work first(first_connection);
+        insert(first, prefix + "-first");
+        pqxx::work second(second_connection);
+        insert(second, prefix + "-second");
+        second.commit();
+        const bool second_published = wait_until([&] {
+          return count_rows("outbox", "stream_id = '" + prefix +
+                                          "-second' AND published_at IS NOT NULL") == 1;
+        });
+        EXPECT_TRUE(second_published) << prefix;
+        first.commit();
+      }
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
+  const std::int64_t expected = kWriters * kPairs * 2;
+  const bool all_published = wait_until([&] {
+    return count_rows("outbox", "published_at IS NOT NULL") == expected;
+  });
+  relay.stop();
+  runner.join();
+
+  EXPECT_TRUE(all_published) << count_rows("outbox", "published_at IS NULL")
+                             << " rows never published";
+  EXPECT_EQ(count_rows("outbox", "stream_id LIKE 'pair%'"), expected);
+  std::rewind(lines);
+  std::int64_t written = 0;
+  for (int c = std::fgetc(lines); c != EOF; c = std::fgetc(lines)) written += c == '\n';
+  std::fclose(lines);
+  EXPECT_EQ(written, expected) << "one line per row";
+  EXPECT_TRUE(finished.has_value()) << finished.error().to_string();
+}
+
 // A partition with more rows than the relay's room for it: each fetch stops at the room, and
 // the partition's bound must not pass the rows that fetch did not reach.
 TEST_F(RelayStdoutTest, APartitionWithMoreRowsThanItsRoomIsPublishedWhole) {
