@@ -10,6 +10,8 @@
 -- assigns one when there is none; CASE evaluates its condition before its result). The
 -- sequence must keep CACHE 1: a cached block lets one session draw low ids long after
 -- another has drawn higher ones.
+-- The table lock waits for every open writer; behind a long one it would queue all the
+-- others, so the migration gives up after ten seconds instead: run `deedkit migrate` again.
 SET LOCAL lock_timeout = '10s';
 
 -- Writers that drew an id and have not committed hold their lock on the table until they
