@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "deedkit/domain/lease.hpp"
+#include "deedkit/engine/event_codec.hpp"
 #include "deedkit/projections/real_estate.hpp"
 #include "projection_fixture.hpp"
 #include "real_estate_fold.hpp"
@@ -11,6 +13,8 @@
 
 namespace deedkit::testing {
 namespace {
+
+namespace v1 = realestate::v1;
 
 class RealEstateProjectionTest : public ProjectionTest {
  protected:
@@ -201,6 +205,160 @@ TEST_F(RealEstateProjectionTest, RentRollEqualsTheFoldWhereverBatchesAreCut) {
               4)
         << "November to January, and March, paid ahead, with nothing due";
   }
+}
+
+// Writes lease events straight to the log, as no decider would: the rent roll must cope
+// with whatever the log holds. Every lease shares one asset, tenant and six-month term.
+class RawLeaseLog {
+ public:
+  explicit RawLeaseLog(const EventStore& store) : store_(store) {}
+
+  void drafted(const std::string& lease) {
+    v1::LeaseEvent event;
+    auto& draft = *event.mutable_lease_drafted();
+    draft.set_lease_id(lease);
+    draft.set_asset_id(asset_);
+    draft.set_tenant_id(tenant_);
+    *draft.mutable_monthly_rent() = money(1000);
+    draft.set_start_date("2023-01-01");
+    draft.set_end_date("2023-06-30");
+    append(lease, event);
+  }
+
+  void signed_lease(const std::string& lease) {
+    v1::LeaseEvent event;
+    auto& signing = *event.mutable_lease_signed();
+    signing.set_lease_id(lease);
+    signing.set_asset_id(asset_);
+    signing.set_tenant_id(tenant_);
+    *signing.mutable_monthly_rent() = money(1000);
+    signing.set_start_date("2023-01-01");
+    signing.set_end_date("2023-06-30");
+    append(lease, event);
+  }
+
+  void paid(const std::string& lease, const std::string& period, std::int64_t minor) {
+    v1::LeaseEvent event;
+    auto& payment = *event.mutable_rent_payment_recorded();
+    payment.set_lease_id(lease);
+    payment.set_asset_id(asset_);
+    payment.set_tenant_id(tenant_);
+    payment.set_period(period);
+    *payment.mutable_amount() = money(minor);
+    append(lease, event);
+  }
+
+  void terminated(const std::string& lease, const std::string& date) {
+    v1::LeaseEvent event;
+    auto& termination = *event.mutable_lease_terminated();
+    termination.set_lease_id(lease);
+    termination.set_asset_id(asset_);
+    termination.set_tenant_id(tenant_);
+    termination.set_date(date);
+    termination.set_reason("test");
+    append(lease, event);
+  }
+
+ private:
+  static v1::Money money(std::int64_t minor) {
+    v1::Money amount;
+    amount.set_amount_minor(minor);
+    amount.set_currency("EUR");
+    return amount;
+  }
+
+  void append(const std::string& lease, const v1::LeaseEvent& event) {
+    auto encoded = codec_.encode(event);
+    ASSERT_TRUE(encoded.has_value()) << encoded.error().to_string();
+    const NewEvent stored{new_uuid(), encoded->event_type, encoded->schema_version,
+                          encoded->payload, {}};
+    ASSERT_TRUE(
+        store_.append("lease-" + lease, ExpectedVersion::any(), std::span(&stored, 1)));
+  }
+
+  const EventStore& store_;
+  const EventCodec<v1::LeaseEvent> codec_;
+  const std::string asset_ = fresh_id();
+  const std::string tenant_ = fresh_id();
+};
+
+// Histories the domain's deciders never write but a log may hold (imported, or written by
+// an older decider): a payment before the signing, two payments for one month, a second
+// signing, payments after a termination, a second termination, a signing after one. The
+// rent roll must still equal the fold, wherever the batches are cut: these are the paths
+// where it closes a group and starts another, and where a signing finds rows already.
+TEST_F(RealEstateProjectionTest, RentRollEqualsTheFoldOfHistoriesTheDecidersNeverWrite) {
+  RawLeaseLog log(store());
+  const std::string lease = fresh_id();
+  const std::string other = fresh_id();
+  log.drafted(lease);
+  log.drafted(other);
+  log.paid(lease, "2023-02", 500);  // before the signing
+  log.signed_lease(lease);
+  log.signed_lease(other);
+  log.paid(lease, "2023-03", 300);
+  log.paid(lease, "2023-03", 200);  // the same month again
+  log.paid(other, "2023-01", 1000);
+  log.signed_lease(lease);  // signed a second time
+  log.paid(lease, "2023-04", 1000);
+  log.terminated(lease, "2023-04-30");
+  log.paid(lease, "2023-06", 1000);  // after the termination, within the term
+  log.terminated(lease, "2023-03-31");  // terminated again, earlier
+  log.paid(other, "2023-02", 1000);
+  log.signed_lease(lease);  // and signed once more: every month falls due again
+  log.paid(lease, "2023-05", 700);
+  project();
+  expect_views_equal_fold();
+
+  for (int batch_size = 1; batch_size <= 12; ++batch_size) {
+    SCOPED_TRACE("batch size " + std::to_string(batch_size));
+    ASSERT_TRUE(request_rebuild(pool(), rent_roll_).has_value());
+    const std::vector<const Projection*> rent_roll_only{&rent_roll_};
+    ProjectionRunner runner(pool(), rent_roll_only, fast_options(batch_size));
+    runner.start();
+    ASSERT_TRUE(wait_until_caught_up(rent_roll_only));
+    runner.stop();
+
+    expect_views_equal_fold();
+    EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.rent_roll WHERE lease_id = '" +
+                        lease + "' AND rent_due_minor = 1000"),
+              6)
+        << "the last signing makes every month of the term due again";
+    EXPECT_EQ(query_int("SELECT sum(paid_minor) FROM deedkit_read.rent_roll WHERE lease_id = '" +
+                        lease + "'"),
+              3700);
+  }
+}
+
+// The table has no CHECK on periods: the projection checks them, and stops at the event
+// that names a month that does not exist, with the events before it applied.
+TEST_F(RealEstateProjectionTest, APaymentForAMonthThatDoesNotExistStopsTheRentRollThere) {
+  RawLeaseLog log(store());
+  const std::string lease = fresh_id();
+  log.drafted(lease);
+  log.signed_lease(lease);
+  log.paid(lease, "2023-13", 1000);
+  const std::vector<const Projection*> rent_roll_only{&rent_roll_};
+
+  ProjectionRunner runner(pool(), rent_roll_only, fast_options());
+  runner.start();
+  const bool stopped = wait_for(
+      [&] {
+        const auto status = status_of("rent_roll");
+        return status && status->live && status->live->failure;
+      },
+      "the rent roll to stop at the payment");
+  runner.stop();
+
+  ASSERT_TRUE(stopped);
+  const FailedEvent failure = *status_of("rent_roll")->live->failure;
+  EXPECT_EQ(failure.stream_id, "lease-" + lease);
+  EXPECT_EQ(failure.event_type, "deedkit.realestate.v1.RentPaymentRecorded");
+  EXPECT_NE(failure.error.find("'2023-13'"), std::string::npos) << failure.error;
+  EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.rent_roll WHERE lease_id = '" +
+                      lease + "'"),
+            6)
+      << "the signing before the bad payment is applied, the payment is not";
 }
 
 TEST_F(RealEstateProjectionTest, ACorruptEventStopsOnlyTheProjectionThatReadsIt) {

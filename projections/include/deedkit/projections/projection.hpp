@@ -156,7 +156,10 @@ class Projection {
   // prepare must not use the database, and returns null (the default) to say there is
   // nothing to prepare; apply then runs as usual. Errors are those of apply, and are handled
   // the same way. A projection that prepares implements apply as prepare followed by
-  // apply_prepared, so the two paths write the same rows.
+  // apply_prepared, so the two paths write the same rows. The events stay valid until
+  // apply_prepared has run, but the span itself does not: a PreparedBatch may keep pointers
+  // to events, never `events`. prepare runs on another thread than apply_prepared, so it
+  // may read the projection's own state only where that is safe from any thread.
   virtual Result<std::unique_ptr<PreparedBatch>> prepare(EventBatch events) const;
 
   // Writes a batch prepared by prepare(events), for the same events, and may consume it
