@@ -188,6 +188,7 @@ TEST_F(FailingProjectionTest, APrepareThatFailsStopsTheProjectionAtTheEventLikeA
       << status->live->failure->error;
   EXPECT_EQ(status->live->position, before_.back().log_position());
   EXPECT_EQ(ledger_rows("picky"), 10);
+  EXPECT_GE(picky.failed_ahead(), 1) << "the batch holding the poison was read ahead";
 }
 
 TEST_F(FailingProjectionTest, RetryAppliesTheFailedEventAgain) {

@@ -12,10 +12,13 @@
 // PreparingLedger writes the same rows through prepare and apply_prepared, and counts how
 // the runner used them: whether each prepared batch was prepared on another thread than the
 // one writing it (read ahead) and whether it was prepared for the very events written.
-// While `fail_on_poison` is set, prepare fails on an event of type "test.Poison".
+// While `fail_on_poison` is set, prepare fails on an event of type "test.Poison", and notes
+// the thread it failed on.
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -115,6 +118,8 @@ class PreparingLedger final : public Projection {
     batch->prepared_on = std::this_thread::get_id();
     for (const RecordedEvent* event : events) {
       if (fail_on_poison_ && fail_on_poison_->load() && event->event_type == kPoison) {
+        std::lock_guard lock(threads_mutex_);
+        failed_on_.push_back(std::this_thread::get_id());
         return fail(ErrorCode::kInvalidArgument,
                     "poison event " + to_string(event->event_id) + " refused in prepare");
       }
@@ -129,6 +134,10 @@ class PreparingLedger final : public Projection {
                               PreparedBatch& prepared) const override {
     const auto& batch = static_cast<const Batch&>(prepared);
     if (batch.prepared_on != std::this_thread::get_id()) ++prepared_ahead;
+    {
+      std::lock_guard lock(threads_mutex_);
+      written_on_.push_back(std::this_thread::get_id());
+    }
     bool same_events = batch.event_ids.size() == events.size();
     for (std::size_t i = 0; same_events && i < events.size(); ++i) {
       same_events = batch.event_ids[i] == events[i]->event_id;
@@ -145,6 +154,18 @@ class PreparingLedger final : public Projection {
   mutable std::atomic<int> prepared_ahead{0};  // batches prepared on the read-ahead thread
   mutable std::atomic<int> mismatched{0};      // batches prepared for other events
 
+  // How many failed prepares ran on a thread that never wrote a batch: the read-ahead's.
+  int failed_ahead() const {
+    std::lock_guard lock(threads_mutex_);
+    int ahead = 0;
+    for (const std::thread::id failed : failed_on_) {
+      if (std::find(written_on_.begin(), written_on_.end(), failed) == written_on_.end()) {
+        ++ahead;
+      }
+    }
+    return ahead;
+  }
+
  private:
   struct Batch final : PreparedBatch {
     std::thread::id prepared_on;
@@ -155,6 +176,9 @@ class PreparingLedger final : public Projection {
   std::string name_;
   std::vector<std::string> types_;
   const std::atomic<bool>* fail_on_poison_;
+  mutable std::mutex threads_mutex_;
+  mutable std::vector<std::thread::id> failed_on_;   // guarded by threads_mutex_
+  mutable std::vector<std::thread::id> written_on_;  // guarded by threads_mutex_
 };
 
 }  // namespace deedkit::testing
