@@ -12,6 +12,12 @@
 //             subscriber receiving the message, and the relay's own commit-to-PubAck
 //             quantiles (RelayMetrics: from the row's recorded_at, so an upper bound).
 //
+//   W7        what the relay's wake-up costs writers: 16 clients append one event each (no
+//             outbox row, so the relay has nothing to publish and only watches), alone and
+//             then beside a running relay, alternating; the ratio of their rates. The relay
+//             polls, fetches when transactions end, and proposes commit horizons: all of it
+//             outside the writers' transactions, so only CPU is shared.
+//
 //   bench_relay --database URI --nats URL [--rows N] [--json FILE] [--quick]
 //   bench_relay --nats URL --rows N --floor-only
 
@@ -36,6 +42,7 @@
 #include <pqxx/nontransaction>
 #include <spdlog/spdlog.h>
 
+#include "deedkit/eventstore/event_store.hpp"
 #include "deedkit/eventstore/migrations.hpp"
 #include "deedkit/eventstore/unit_of_work.hpp"
 #include "deedkit/outbox/outbox_writer.hpp"
@@ -181,6 +188,44 @@ bench::LoadResult drain_with_relay(const Flags& flags, ConnectionPool& pool, lon
   result.operations = rows;
   result.per_second = static_cast<double>(rows) / seconds;
   return result;
+}
+
+// W7: appends from 16 clients, alone and beside a relay that has nothing to publish, each
+// twice, alternating, so that drift on a shared machine falls on both sides alike.
+std::pair<bench::LoadResult, bench::LoadResult> writers_beside_the_relay(const Flags& flags) {
+  constexpr int kClients = 16;
+  ConnectionPool pool({.database_uri = flags.database, .max_connections = kClients});
+  const EventStore store(pool);
+  const std::string payload(300, 'p');
+  const auto append = [&](int) {
+    NewEvent event;
+    event.event_id = new_uuid();
+    event.event_type = "bench.Registered";
+    event.payload = payload;
+    return store
+        .append("w7-" + to_string(new_uuid()), ExpectedVersion::no_stream(),
+                std::span(&event, 1))
+        .has_value();
+  };
+  const auto duration = std::chrono::milliseconds(flags.quick ? 500 : 4000);
+
+  bench::LoadResult alone{.name = "W7 appends, no relay", .clients = kClients};
+  bench::LoadResult beside{.name = "W7 appends beside a watching relay", .clients = kClients};
+  const auto add = [](bench::LoadResult& total, const bench::LoadResult& run) {
+    total.operations += run.operations;
+    total.failures += run.failures;
+    total.per_second += run.per_second / 2;
+    total.p50_ms += run.p50_ms / 2;
+    total.p99_ms += run.p99_ms / 2;
+    total.max_ms = std::max(total.max_ms, run.max_ms);
+  };
+  for (int round = 0; round < 2; ++round) {
+    add(alone, bench::run_load(alone.name, kClients, duration, append));
+    const pid_t relay = start_relay(flags, Recording::kMarkAndKeep);
+    add(beside, bench::run_load(beside.name, kClients, duration, append));
+    stop_relay(relay);
+  }
+  return {alone, beside};
 }
 
 bench::LoadResult bare_publish(const Flags& flags, long messages) {
@@ -392,6 +437,8 @@ int main(int argc, char** argv) {
   const auto deleting_backlog = drain_with_relay(flags, pool, flags.rows * 10,
                                                  Recording::kDelete, &deleting_backlog_rss);
 
+  const auto [writers_alone, writers_beside] = writers_beside_the_relay(flags);
+
   const auto with_rss = [&](bench::LoadResult row, double peak, double at_rows) {
     row.name += ", peak RSS " + std::to_string(static_cast<int>(peak)) + " MiB (" +
                 std::to_string(static_cast<int>(at_rows)) + " MiB at " +
@@ -406,6 +453,8 @@ int main(int argc, char** argv) {
       {with_rss(deleting_backlog, deleting_backlog_rss, deleting_rss), &floor},
       {latency, nullptr},
       {ack_latency, nullptr},
+      {writers_alone, nullptr},
+      {writers_beside, &writers_alone},
   };
   for (const auto& [row, baseline] : rows) {
     bench::print_row(row, baseline);
