@@ -143,7 +143,7 @@ void Relay::Impl::absorb_fetch(internal::AsyncFetcher::Finished finished,
     fetch_requested_ = true;
     return;
   }
-  wake_.fetched(finished.poll);
+  wake_.fetched(finished.poll, finished.settled);
   fetch_requested_ = false;
   next_full_fetch_ = now + options_.fetch_interval;
 

@@ -43,15 +43,18 @@ bool Snapshot::still_running(std::uint64_t xid) const {
   return std::binary_search(running.begin(), running.end(), xid);
 }
 
-void WakeSignal::fetched(const OutboxPoll& before_fetch) {
+void WakeSignal::fetched(const OutboxPoll& before_fetch, std::int64_t settled) {
   second_look_ = fetched_once_ && before_fetch.sequence_value != sequence_value_;
+  complete_ = settled >= before_fetch.sequence_value;
   fetched_once_ = true;
   sequence_value_ = before_fetch.sequence_value;
   running_at_fetch_ = before_fetch.snapshot.running;
 }
 
 bool WakeSignal::moved(const OutboxPoll& now) const {
-  if (!fetched_once_ || second_look_ || now.sequence_value != sequence_value_) return true;
+  if (!fetched_once_ || now.sequence_value != sequence_value_) return true;
+  if (complete_) return false;
+  if (second_look_) return true;
   return std::any_of(running_at_fetch_.begin(), running_at_fetch_.end(),
                      [&](std::uint64_t xid) { return !now.snapshot.still_running(xid); });
 }

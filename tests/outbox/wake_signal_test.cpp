@@ -25,7 +25,7 @@ TEST(WakeSignalTest, ParsesSnapshots) {
 TEST(WakeSignalTest, FetchesWhenTheSequenceMoves) {
   WakeSignal signal;
   EXPECT_TRUE(signal.moved(poll(5, "10:10:"))) << "nothing fetched yet";
-  signal.fetched(poll(5, "10:10:"));
+  signal.fetched(poll(5, "10:10:"), 0);
 
   EXPECT_FALSE(signal.moved(poll(5, "10:12:")));
   EXPECT_TRUE(signal.moved(poll(6, "10:12:")));
@@ -33,22 +33,33 @@ TEST(WakeSignalTest, FetchesWhenTheSequenceMoves) {
 
 TEST(WakeSignalTest, LooksOnceMoreAfterTheSequenceMoved) {
   WakeSignal signal;
-  signal.fetched(poll(5, "10:10:"));
-  signal.fetched(poll(6, "10:11:"));
+  signal.fetched(poll(5, "10:10:"), 0);
+  signal.fetched(poll(6, "10:11:"), 0);
 
   // The writer of id 6 may have had no transaction id at that check: look again once.
   EXPECT_TRUE(signal.moved(poll(6, "11:11:")));
-  signal.fetched(poll(6, "11:11:"));
+  signal.fetched(poll(6, "11:11:"), 0);
   EXPECT_FALSE(signal.moved(poll(6, "11:11:")));
 }
 
 TEST(WakeSignalTest, FetchesWhenATransactionRunningAtTheLastFetchEnds) {
   WakeSignal signal;
-  signal.fetched(poll(5, "8:12:8,9"));
+  signal.fetched(poll(5, "8:12:8,9"), 0);
 
   EXPECT_FALSE(signal.moved(poll(5, "8:13:8,9,12")));
   EXPECT_TRUE(signal.moved(poll(5, "8:13:8,12"))) << "9 ended: its rows may be visible now";
   EXPECT_TRUE(signal.moved(poll(5, "9:13:9"))) << "8 ended";
+}
+
+TEST(WakeSignalTest, AfterAFetchPastTheHorizonOnlyAMoveOfTheSequenceCounts) {
+  WakeSignal signal;
+  signal.fetched(poll(5, "8:12:8,9"), 5);  // every row up to 5 was visible to that fetch
+
+  EXPECT_FALSE(signal.moved(poll(5, "10:13:10"))) << "8 and 9 ended, but drew no id above 5";
+  EXPECT_TRUE(signal.moved(poll(6, "10:13:10")));
+
+  signal.fetched(poll(6, "10:13:10"), 5);  // the horizon lags the sequence: the old rules
+  EXPECT_TRUE(signal.moved(poll(6, "11:13:11"))) << "not complete: the usual rules apply";
 }
 
 TEST(CommitHorizonTest, SettlesAProposalOnceEveryOlderTransactionHasEnded) {

@@ -19,6 +19,11 @@
 // writer stalled inside that gap for longer than a poll interval is still caught by the
 // relay's periodic full fetch (RelayOptions::fetch_interval). Correctness never depends on
 // this class, only latency does.
+//
+// Both of those rules wake the relay for any transaction in the cluster, outbox writer or
+// not. Once a fetch started with the commit horizon (below) at or past the sequence value it
+// followed, it saw every row that can exist up to that value: until the sequence moves,
+// transactions ending no longer matter, and the relay stays idle beside other writers.
 
 #include <cstdint>
 #include <optional>
@@ -78,8 +83,8 @@ class CommitHorizon {
 
 class WakeSignal {
  public:
-  // Records the poll taken just before a fetch began.
-  void fetched(const OutboxPoll& before_fetch);
+  // Records the poll taken just before a fetch began, and CommitHorizon's bound at it.
+  void fetched(const OutboxPoll& before_fetch, std::int64_t settled);
 
   // True when rows may have become visible since the last fetch: the sequence moved, the
   // second look after a move is due, or a transaction running at that fetch has ended. True
@@ -89,6 +94,7 @@ class WakeSignal {
  private:
   bool fetched_once_ = false;
   bool second_look_ = false;  // the last fetch followed a move of the sequence
+  bool complete_ = false;     // the last fetch saw every row up to its sequence value
   std::int64_t sequence_value_ = 0;
   std::vector<std::uint64_t> running_at_fetch_;
 };
