@@ -37,8 +37,7 @@ std::vector<internal::PartitionRoom> Relay::Impl::room() const {
   std::vector<internal::PartitionRoom> rooms;
   for (const int partition : leases_.owned()) {
     const int free = options_.rows_per_partition - book_.rows_in_partition(partition);
-    const std::int64_t after = fetched_through_[static_cast<std::size_t>(partition)];
-    if (free > 0) rooms.push_back({partition, free, after});
+    if (free > 0) rooms.push_back({partition, free});
   }
   return rooms;
 }
@@ -115,7 +114,7 @@ void Relay::Impl::step_fetch(Clock::time_point now) {
                            poll->dead_letter_partitions.end(), scan.partition)) {
       fetched_through_[partition] = 0;
     }
-    // Read again: this poll may have set the bounds back since `rooms` was taken.
+    // Read here, after the poll, which may have set the bounds back.
     scan.after = fetched_through_[partition];
     scan_starts[partition] = scan.after;
   }

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <stdexcept>
 #include <thread>
 
 #include <google/protobuf/struct.pb.h>
@@ -19,7 +20,69 @@
 namespace deedkit::testing {
 namespace {
 
-class RelayStdoutTest : public RelayFixture {};
+class RelayStdoutTest : public RelayFixture {
+ protected:
+  // A relay run in this process that writes JSON lines to a temporary file. Its periodic full
+  // fetch is an hour away, so only the wake-up check and the fetches' own scans find rows: the
+  // tests below are about where those scans start.
+  class FollowingRelay {
+   public:
+    explicit FollowingRelay(int rows_per_partition = RelayOptions{}.rows_per_partition)
+        : lines_(open_scratch_file()), relay_(options(lines_, rows_per_partition)) {
+      runner_ = std::thread([this] { finished_ = relay_.run(); });
+    }
+    ~FollowingRelay() {
+      stop();
+      std::fclose(lines_);
+    }
+    FollowingRelay(const FollowingRelay&) = delete;
+    FollowingRelay& operator=(const FollowingRelay&) = delete;
+
+    // Stops the relay and returns how its run ended.
+    const Result<void>& stop() {
+      if (runner_.joinable()) {
+        relay_.stop();
+        runner_.join();
+      }
+      return finished_;
+    }
+
+    // The JSON lines written so far.
+    std::int64_t lines_written() const {
+      std::rewind(lines_);
+      std::int64_t written = 0;
+      for (int c = std::fgetc(lines_); c != EOF; c = std::fgetc(lines_)) written += c == '\n';
+      return written;
+    }
+
+   private:
+    static std::FILE* open_scratch_file() {
+      std::FILE* file = std::tmpfile();
+      if (file == nullptr) throw std::runtime_error("cannot create a temporary file");
+      return file;
+    }
+
+    static RelayOptions options(std::FILE* lines, int rows_per_partition) {
+      RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
+      options.fetch_interval = std::chrono::hours(1);
+      options.rows_per_partition = rows_per_partition;
+      return options;
+    }
+
+    std::FILE* lines_;
+    Relay relay_;
+    Result<void> finished_;
+    std::thread runner_;
+  };
+
+  // Waits until `rows` rows of `stream` are marked published; false if that never happens.
+  static bool published(const std::string& stream, std::int64_t rows) {
+    return wait_until([&] {
+      return count_rows("outbox",
+                        "stream_id = '" + stream + "' AND published_at IS NOT NULL") == rows;
+    });
+  }
+};
 
 // The relay's JSON lines, each parsed; a line that is not JSON fails the test.
 std::vector<google::protobuf::Struct> read_json_lines(const std::filesystem::path& path) {
@@ -158,10 +221,9 @@ TEST_F(RelayStdoutTest, InProcessRelayReportsMetricsAndStopsCleanly) {
 }
 
 // A writer that drew its outbox id first commits last: rows after it, in the same partition,
-// are published while it is open, and its own row must still be found. Only the wake-up
-// check and the fetch's own scan can find it here: the periodic full fetch is an hour away.
-// The fetch starts above the ids the relay has dealt with in that partition, so this is also
-// the test that the commit horizon keeps that bound below the open writer's row.
+// are published while it is open, and its own row must still be found. The fetch starts
+// above the ids the relay has dealt with in that partition, so this is also the test that
+// the commit horizon keeps that bound below the open writer's row.
 TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished) {
   ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
   const std::string late_partition =
@@ -179,32 +241,16 @@ TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished
             "schema_version, payload, metadata) "
             "VALUES (gen_random_uuid(), 'late-1', 1, 'test.Late', 1, '', '{}')");
   write_outbox(pool, early_stream, 1, 5);
-  std::FILE* lines = std::tmpfile();
-  ASSERT_NE(lines, nullptr);
-  RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
-  options.fetch_interval = std::chrono::hours(1);
-  Relay relay(options);
-  Result<void> finished;
-  std::thread runner([&] { finished = relay.run(); });
+  FollowingRelay relay;
 
-  const bool early_published = wait_until([&] {
-    return count_rows("outbox", "stream_id = '" + early_stream +
-                                    "' AND published_at IS NOT NULL") == 5;
-  });
+  const bool early_published = published(early_stream, 5);
   // More rows, so that the relay fetches again (and could move its bound) while the late
   // writer is still open.
   write_outbox(pool, early_stream, 6, 5);
-  const bool more_published = wait_until([&] {
-    return count_rows("outbox", "stream_id = '" + early_stream +
-                                    "' AND published_at IS NOT NULL") == 10;
-  });
+  const bool more_published = published(early_stream, 10);
   late.commit();
-  const bool late_published = wait_until([&] {
-    return count_rows("outbox", "stream_id = 'late-1' AND published_at IS NOT NULL") == 1;
-  });
-  relay.stop();
-  runner.join();
-  std::fclose(lines);
+  const bool late_published = published("late-1", 1);
+  const Result<void>& finished = relay.stop();
 
   EXPECT_TRUE(early_published);
   EXPECT_TRUE(more_published);
@@ -224,18 +270,11 @@ TEST_F(RelayStdoutTest, ARowCommittedAfterLaterRowsWerePublishedIsStillPublished
 TEST_F(RelayStdoutTest, RowsCommittedOutOfOrderByConcurrentWritersAreAllPublished) {
   constexpr int kWriters = 4;
   constexpr int kPairs = 40;
-  std::FILE* lines = std::tmpfile();
-  ASSERT_NE(lines, nullptr);
-  RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
-  options.fetch_interval = std::chrono::hours(1);
-  options.rows_per_partition = 8;
-  Relay relay(options);
-  Result<void> finished;
-  std::thread runner([&] { finished = relay.run(); });
+  FollowingRelay relay(8);
 
   std::vector<std::thread> writers;
   for (int writer = 0; writer < kWriters; ++writer) {
-    writers.emplace_back([this, writer] {
+    writers.emplace_back([writer] {
       pqxx::connection first_connection(database_uri());
       pqxx::connection second_connection(database_uri());
       const auto insert = [](pqxx::work& work, const std::string& stream) {
@@ -250,11 +289,7 @@ TEST_F(RelayStdoutTest, RowsCommittedOutOfOrderByConcurrentWritersAreAllPublishe
         pqxx::work second(second_connection);
         insert(second, prefix + "-second");
         second.commit();
-        const bool second_published = wait_until([&] {
-          return count_rows("outbox", "stream_id = '" + prefix +
-                                          "-second' AND published_at IS NOT NULL") == 1;
-        });
-        EXPECT_TRUE(second_published) << prefix;
+        EXPECT_TRUE(published(prefix + "-second", 1)) << prefix;
         first.commit();
       }
     });
@@ -264,17 +299,12 @@ TEST_F(RelayStdoutTest, RowsCommittedOutOfOrderByConcurrentWritersAreAllPublishe
   const bool all_published = wait_until([&] {
     return count_rows("outbox", "published_at IS NOT NULL") == expected;
   });
-  relay.stop();
-  runner.join();
+  const Result<void>& finished = relay.stop();
 
   EXPECT_TRUE(all_published) << count_rows("outbox", "published_at IS NULL")
                              << " rows never published";
   EXPECT_EQ(count_rows("outbox", "stream_id LIKE 'pair%'"), expected);
-  std::rewind(lines);
-  std::int64_t written = 0;
-  for (int c = std::fgetc(lines); c != EOF; c = std::fgetc(lines)) written += c == '\n';
-  std::fclose(lines);
-  EXPECT_EQ(written, expected) << "one line per row";
+  EXPECT_EQ(relay.lines_written(), expected) << "one line per row";
   EXPECT_TRUE(finished.has_value()) << finished.error().to_string();
 }
 
@@ -283,24 +313,13 @@ TEST_F(RelayStdoutTest, RowsCommittedOutOfOrderByConcurrentWritersAreAllPublishe
 TEST_F(RelayStdoutTest, APartitionWithMoreRowsThanItsRoomIsPublishedWhole) {
   ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
   write_outbox(pool, "crowded-1", 1, 60);
-  std::FILE* lines = std::tmpfile();
-  ASSERT_NE(lines, nullptr);
-  RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
-  options.fetch_interval = std::chrono::hours(1);
-  options.rows_per_partition = 4;
-  Relay relay(options);
-  Result<void> finished;
-  std::thread runner([&] { finished = relay.run(); });
+  FollowingRelay relay(4);
 
-  const bool published = wait_until([&] {
-    return count_rows("outbox", "stream_id = 'crowded-1' AND published_at IS NOT NULL") == 60;
-  });
-  relay.stop();
-  runner.join();
-  std::fclose(lines);
+  const bool all_published = published("crowded-1", 60);
+  const Result<void>& finished = relay.stop();
 
-  EXPECT_TRUE(published) << count_rows("outbox", "published_at IS NOT NULL")
-                         << " of 60 rows published";
+  EXPECT_TRUE(all_published) << count_rows("outbox", "published_at IS NOT NULL")
+                             << " of 60 rows published";
   EXPECT_TRUE(finished.has_value()) << finished.error().to_string();
 }
 
@@ -309,19 +328,7 @@ TEST_F(RelayStdoutTest, APartitionWithMoreRowsThanItsRoomIsPublishedWhole) {
 TEST_F(RelayStdoutTest, RowsWrittenAfterTheSequenceWasSetBackArePublished) {
   ConnectionPool pool(PoolOptions{.database_uri = database_uri(), .max_connections = 1});
   write_outbox(pool, "before-1", 1, 5);
-  std::FILE* lines = std::tmpfile();
-  ASSERT_NE(lines, nullptr);
-  RelayOptions options{.database_uri = database_uri(), .json_lines = lines};
-  options.fetch_interval = std::chrono::hours(1);
-  Relay relay(options);
-  Result<void> finished;
-  std::thread runner([&] { finished = relay.run(); });
-  const auto published = [&](const std::string& stream, int rows) {
-    return wait_until([&] {
-      return count_rows("outbox", "stream_id = '" + stream + "' AND published_at IS NOT NULL") ==
-             rows;
-    });
-  };
+  FollowingRelay relay;
 
   const bool first_published = published("before-1", 5);
   // A second round, so that fetches have moved their bounds above the first ids.
@@ -330,9 +337,7 @@ TEST_F(RelayStdoutTest, RowsWrittenAfterTheSequenceWasSetBackArePublished) {
   query_value(database_uri(), "TRUNCATE deedkit.outbox RESTART IDENTITY");
   write_outbox(pool, "after-1", 1, 3);
   const bool after_published = published("after-1", 3);
-  relay.stop();
-  runner.join();
-  std::fclose(lines);
+  const Result<void>& finished = relay.stop();
 
   EXPECT_TRUE(first_published);
   EXPECT_TRUE(second_published);

@@ -36,6 +36,18 @@ class RealEstateProjectionTest : public ProjectionTest {
     expect_same_models(fold.models, read_views(database_uri()));
   }
 
+  // Rebuilds the rent roll from the whole log in batches of `batch_size`; false if it never
+  // caught up.
+  bool rebuild_rent_roll(int batch_size) {
+    if (!request_rebuild(pool(), rent_roll_)) return false;
+    const std::vector<const Projection*> rent_roll_only{&rent_roll_};
+    ProjectionRunner runner(pool(), rent_roll_only, fast_options(batch_size));
+    runner.start();
+    const bool caught_up = wait_until_caught_up(rent_roll_only);
+    runner.stop();
+    return caught_up;
+  }
+
   std::string summary_column(const std::string& column, const std::string& asset_id) {
     return query_value(database_uri(), "SELECT coalesce(" + column +
                                            "::text, 'NULL') FROM deedkit_read.asset_summary "
@@ -192,12 +204,7 @@ TEST_F(RealEstateProjectionTest, RentRollEqualsTheFoldWhereverBatchesAreCut) {
 
   for (int batch_size = 1; batch_size <= 10; ++batch_size) {
     SCOPED_TRACE("batch size " + std::to_string(batch_size));
-    ASSERT_TRUE(request_rebuild(pool(), rent_roll_).has_value());
-    const std::vector<const Projection*> rent_roll_only{&rent_roll_};
-    ProjectionRunner runner(pool(), rent_roll_only, fast_options(batch_size));
-    runner.start();
-    ASSERT_TRUE(wait_until_caught_up(rent_roll_only));
-    runner.stop();
+    ASSERT_TRUE(rebuild_rent_roll(batch_size));
 
     expect_views_equal_fold();
     EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.rent_roll WHERE lease_id = '" +
@@ -312,12 +319,7 @@ TEST_F(RealEstateProjectionTest, RentRollEqualsTheFoldOfHistoriesTheDecidersNeve
 
   for (int batch_size = 1; batch_size <= 12; ++batch_size) {
     SCOPED_TRACE("batch size " + std::to_string(batch_size));
-    ASSERT_TRUE(request_rebuild(pool(), rent_roll_).has_value());
-    const std::vector<const Projection*> rent_roll_only{&rent_roll_};
-    ProjectionRunner runner(pool(), rent_roll_only, fast_options(batch_size));
-    runner.start();
-    ASSERT_TRUE(wait_until_caught_up(rent_roll_only));
-    runner.stop();
+    ASSERT_TRUE(rebuild_rent_roll(batch_size));
 
     expect_views_equal_fold();
     EXPECT_EQ(query_int("SELECT count(*) FROM deedkit_read.rent_roll WHERE lease_id = '" +
